@@ -1,0 +1,2 @@
+/** pulumi-tvd: Trusted Virtual Domains on Xen, as Pulumi resources. */
+export * from "./provider";

@@ -1,0 +1,69 @@
+import type * as pulumi from "@pulumi/pulumi";
+import type { z } from "zod";
+import { validate, type CheckFailure } from "./validation";
+
+/**
+ * The engine's placeholder for a value not known during preview (rpc.unknownValue in
+ * @pulumi/pulumi). Inputs holding it cannot be validated yet.
+ */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/** Resource kinds the runtime module serves; each has one lifecycle in provider/resources/<kind>/. */
+export type ResourceKind = "HostFacts";
+
+/**
+ * The provider object Pulumi serializes into state with every resource. It must stay tiny and
+ * stable: it captures nothing but `kind` and loads the lifecycle from the installed package at call
+ * time, so upgrading pulumi-tvd upgrades the behaviour of existing stacks and no SSH client, socket
+ * or pool is ever captured.
+ */
+export function serializableProvider(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
+  /* eslint-disable @typescript-eslint/no-require-imports -- resolved at call time on purpose, see above */
+  return {
+    check: (olds, news) => require("pulumi-tvd/runtime").lifecycle(kind).check(olds, news),
+    diff: (id, olds, news) => require("pulumi-tvd/runtime").lifecycle(kind).diff(id, olds, news),
+    create: (inputs) => require("pulumi-tvd/runtime").lifecycle(kind).create(inputs),
+    read: (id, props) => require("pulumi-tvd/runtime").lifecycle(kind).read(id, props),
+    update: (id, olds, news) => require("pulumi-tvd/runtime").lifecycle(kind).update(id, olds, news),
+    delete: (id, props) => require("pulumi-tvd/runtime").lifecycle(kind).delete(id, props),
+  };
+  /* eslint-enable @typescript-eslint/no-require-imports */
+}
+
+function holdsUnknown(value: unknown): boolean {
+  if (value === UNKNOWN) return true;
+  if (Array.isArray(value)) return value.some(holdsUnknown);
+  if (value && typeof value === "object") return Object.values(value).some(holdsUnknown);
+  return false;
+}
+
+/** Drops the engine's bookkeeping keys (`__provider`, ...) from a property bag. */
+export function userProps(props: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(props).filter(([k]) => !k.startsWith("__")));
+}
+
+/**
+ * `check` for every resource: validates all inputs at once and reports each bad property. A
+ * property still unknown at preview time is validated when it becomes known.
+ */
+export function checkInputs<T>(schema: z.ZodType<T>, news: Record<string, unknown>): pulumi.dynamic.CheckResult {
+  const props = userProps(news);
+  const result = validate(schema, props);
+  if (result.ok) return { inputs: news };
+  const failures: CheckFailure[] = result.failures.filter((f) => {
+    const top = f.property.split(".")[0];
+    return !holdsUnknown(props[top]);
+  });
+  return { inputs: news, failures };
+}
+
+/** Parses inputs that `check` accepted; a failure here is a bug in the caller, not user input. */
+export function parseInputs<T>(schema: z.ZodType<T>, resource: string, props: Record<string, unknown>): T {
+  const result = validate(schema, userProps(props));
+  if (!result.ok) {
+    throw new Error(
+      `${resource}: inputs failed validation:\n` + result.failures.map((f) => `  - ${f.property}: ${f.reason}`).join("\n"),
+    );
+  }
+  return result.value;
+}

@@ -1,0 +1,4 @@
+export { HostFacts, type HostFactsArgs } from "./resources/hostFacts/resource";
+export type { ConnectionArgs } from "./transport/connection";
+export { fingerprintOf } from "./transport/hostKey";
+export { InputValidationError, type CheckFailure } from "./validation";

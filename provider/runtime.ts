@@ -1,0 +1,24 @@
+/**
+ * The provider runtime module, `pulumi-tvd/runtime`. Serialized dynamic providers `require()` it
+ * at call time (see dynamic.ts); every resource of a program then shares this module instance,
+ * and with it the SSH connection pool.
+ */
+import type * as pulumi from "@pulumi/pulumi";
+import type { ResourceKind } from "./dynamic";
+import { hostFactsLifecycle } from "./resources/hostFacts/provider";
+
+const lifecycles: Record<ResourceKind, pulumi.dynamic.ResourceProvider> = {
+  HostFacts: hostFactsLifecycle,
+};
+
+export function lifecycle(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
+  const l = lifecycles[kind];
+  if (!l) {
+    throw new Error(
+      `this pulumi-tvd (runtime) has no resource kind ${JSON.stringify(kind)}; the stack was written by a newer version`,
+    );
+  }
+  return l;
+}
+
+export { closeAllSessions } from "./transport/ssh";

@@ -1,0 +1,246 @@
+import { createHash } from "node:crypto";
+import { appendFileSync } from "node:fs";
+import * as net from "node:net";
+import { Client, type ClientChannel } from "ssh2";
+import { endpointOf, hostKeyPolicyOf, type Connection } from "./connection";
+import { ConnectionError, RemoteCommandError } from "./errors";
+import { verifyHostKey } from "./hostKey";
+import { joinArgv } from "./quote";
+
+export interface ExecResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly exitCode: number | null;
+}
+
+export interface ExecOptions {
+  /** Bytes written to the command's stdin, then closed. */
+  readonly stdin?: string | Buffer;
+  /** Overrides the connection's commandTimeoutSec. */
+  readonly timeoutSec?: number;
+  /** Values to replace with *** in error messages (secrets that appear in argv). */
+  readonly redact?: readonly string[];
+}
+
+/** sshd's MaxSessions defaults to 10 channels per connection; stay below it. */
+const DEFAULT_CHANNELS_PER_HOST = 8;
+const CONNECT_ATTEMPTS = 4;
+
+/** Appends one line per connect and round trip to $PULUMI_TVD_STATS, for benchmarks and tests. */
+function recordStat(event: "connect" | "exec", endpoint: string): void {
+  const file = process.env.PULUMI_TVD_STATS;
+  if (!file) return;
+  appendFileSync(file, JSON.stringify({ event, endpoint, pid: process.pid, at: Date.now() }) + "\n");
+}
+
+/** Bounds concurrent channels on one connection. */
+class Semaphore {
+  private waiters: Array<() => void> = [];
+  private free: number;
+  constructor(size: number) {
+    this.free = size;
+  }
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) {
+      this.free--;
+    } else {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+    return () => {
+      const next = this.waiters.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
+/**
+ * One SSH connection to one dom0, shared by every resource on that host. The socket is unref'd
+ * while no command runs, so an idle pooled connection never keeps a process alive.
+ */
+export class SshSession {
+  private inFlight = 0;
+  private readonly channels = new Semaphore(DEFAULT_CHANNELS_PER_HOST);
+  private closed = false;
+
+  private constructor(
+    readonly endpoint: string,
+    private readonly client: Client,
+    private readonly socket: net.Socket,
+    private readonly commandTimeoutSec: number,
+  ) {
+    client.on("close", () => {
+      this.closed = true;
+    });
+    client.on("error", () => {
+      this.closed = true;
+    });
+    socket.unref();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  static async open(conn: Connection): Promise<SshSession> {
+    const endpoint = endpointOf(conn);
+    let lastError: Error | undefined;
+    for (let attempt = 1; attempt <= CONNECT_ATTEMPTS; attempt++) {
+      try {
+        return await SshSession.connectOnce(conn, endpoint);
+      } catch (err) {
+        lastError = err as Error;
+        // A rejected host key or failed authentication will not get better by retrying.
+        if ((err as { permanent?: boolean }).permanent) break;
+        if (attempt < CONNECT_ATTEMPTS) await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
+      }
+    }
+    throw new ConnectionError(endpoint, lastError?.message ?? "unknown error");
+  }
+
+  private static connectOnce(conn: Connection, endpoint: string): Promise<SshSession> {
+    return new Promise((resolve, reject) => {
+      const policy = hostKeyPolicyOf(conn);
+      let hostKeyProblem: string | undefined;
+      const socket = net.connect({ host: conn.host, port: conn.port });
+      const client = new Client();
+      const fail = (err: Error, permanent = false) => {
+        client.end();
+        socket.destroy();
+        reject(Object.assign(err, { permanent }));
+      };
+      socket.once("error", (err) => fail(err));
+      client.once("ready", () => {
+        recordStat("connect", endpoint);
+        resolve(new SshSession(endpoint, client, socket, conn.commandTimeoutSec));
+      });
+      client.once("error", (err: Error & { level?: string }) => {
+        if (hostKeyProblem) fail(new Error(hostKeyProblem), true);
+        else if (err.level === "client-authentication")
+          fail(new Error(`authentication as ${conn.user} failed: the host did not accept the private key`), true);
+        else fail(err);
+      });
+      client.connect({
+        sock: socket,
+        username: conn.user,
+        privateKey: conn.privateKey,
+        passphrase: conn.passphrase,
+        readyTimeout: conn.connectTimeoutSec * 1000,
+        keepaliveInterval: 15000,
+        hostVerifier: (key: Buffer) => {
+          const verdict = verifyHostKey(policy, conn.host, conn.port, key);
+          if (!verdict.ok) hostKeyProblem = `refusing to connect: ${verdict.reason}`;
+          return verdict.ok;
+        },
+      });
+    });
+  }
+
+  /** Runs argv on the host; resolves with its output whatever the exit code. */
+  async run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const command = joinArgv(argv);
+    const release = await this.channels.acquire();
+    this.inFlight++;
+    this.socket.ref();
+    try {
+      recordStat("exec", this.endpoint);
+      return await this.execOnce(command, argv, opts);
+    } finally {
+      release();
+      if (--this.inFlight === 0) this.socket.unref();
+    }
+  }
+
+  /** Runs argv and throws RemoteCommandError unless it exits 0. */
+  async check(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const result = await this.run(argv, opts);
+    if (result.exitCode !== 0) {
+      throw new RemoteCommandError(this.endpoint, redact(argv, opts.redact), result.exitCode, result.stderr);
+    }
+    return result;
+  }
+
+  private execOnce(command: string, argv: readonly string[], opts: ExecOptions): Promise<ExecResult> {
+    const timeoutSec = opts.timeoutSec ?? this.commandTimeoutSec;
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err: Error | undefined, channel: ClientChannel) => {
+        if (err) {
+          reject(new ConnectionError(this.endpoint, `could not open a channel: ${err.message}`));
+          return;
+        }
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        let exitCode: number | null = null;
+        const timer = setTimeout(() => {
+          channel.close();
+          reject(
+            new RemoteCommandError(
+              this.endpoint,
+              redact(argv, opts.redact),
+              null,
+              `timed out after ${timeoutSec}s (raise connection.commandTimeoutSec if the host is slow)`,
+            ),
+          );
+        }, timeoutSec * 1000);
+        channel.on("data", (d: Buffer) => out.push(d));
+        channel.stderr.on("data", (d: Buffer) => errOut.push(d));
+        channel.on("exit", (code: number | null) => {
+          exitCode = code;
+        });
+        channel.on("close", () => {
+          clearTimeout(timer);
+          resolve({
+            stdout: Buffer.concat(out).toString("utf8"),
+            stderr: Buffer.concat(errOut).toString("utf8"),
+            exitCode,
+          });
+        });
+        if (opts.stdin !== undefined) channel.end(opts.stdin);
+        else channel.end();
+      });
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.client.end();
+  }
+}
+
+function redact(argv: readonly string[], secrets: readonly string[] = []): string {
+  const shown = argv.map((a) => (secrets.some((s) => s !== "" && a.includes(s)) ? "***" : a));
+  return shown.join(" ");
+}
+
+/**
+ * All dynamic resources of one Pulumi program run in one Node process; this module-level pool
+ * is what gives them one SSH connection per host.
+ */
+const pool = new Map<string, Promise<SshSession>>();
+
+/** Two resources share a connection only if they would have verified and authenticated it alike. */
+function poolKey(conn: Connection): string {
+  const identity = JSON.stringify([hostKeyPolicyOf(conn), conn.privateKey, conn.passphrase ?? ""]);
+  return `${endpointOf(conn)}#${createHash("sha256").update(identity).digest("hex").slice(0, 16)}`;
+}
+
+export async function sessionFor(conn: Connection): Promise<SshSession> {
+  const key = poolKey(conn);
+  const existing = pool.get(key);
+  if (existing) {
+    const session = await existing.catch(() => undefined);
+    if (session && !session.isClosed) return session;
+    pool.delete(key);
+  }
+  const opening = SshSession.open(conn);
+  pool.set(key, opening);
+  opening.catch(() => pool.delete(key));
+  return opening;
+}
+
+/** Closes every pooled connection (tests, and processes that want a clean exit). */
+export async function closeAllSessions(): Promise<void> {
+  const sessions = await Promise.allSettled([...pool.values()]);
+  pool.clear();
+  for (const s of sessions) if (s.status === "fulfilled") s.value.close();
+}

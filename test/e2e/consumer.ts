@@ -1,0 +1,35 @@
+/**
+ * A consumer project that installs pulumi-tvd from its packed tarball, exactly as a user's
+ * project does; e2e programs link to its node_modules. Built once per test run (global setup).
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { runChecked } from "../../lab/exec";
+
+const repoRoot = path.resolve(__dirname, "..", "..");
+const consumerDir = path.join(repoRoot, "test", ".work", "consumer");
+
+export function consumerNodeModules(): string {
+  return path.join(consumerDir, "node_modules");
+}
+
+export async function buildConsumer(): Promise<void> {
+  await runChecked(["npm", "run", "--silent", "build"], { cwd: repoRoot });
+  rmSync(consumerDir, { recursive: true, force: true });
+  mkdirSync(consumerDir, { recursive: true });
+  const packed = await runChecked(["npm", "pack", "--silent", "--pack-destination", consumerDir], { cwd: repoRoot });
+  const tarball = path.join(consumerDir, packed.stdout.trim().split("\n").pop()!);
+  const pulumiVersion = JSON.parse(readFileSync(path.join(repoRoot, "node_modules/@pulumi/pulumi/package.json"), "utf8"))
+    .version as string;
+  writeFileSync(
+    path.join(consumerDir, "package.json"),
+    JSON.stringify(
+      { name: "tvd-e2e-consumer", private: true, dependencies: { "@pulumi/pulumi": pulumiVersion, "pulumi-tvd": `file:${tarball}` } },
+      null,
+      2,
+    ),
+  );
+  await runChecked(["npm", "install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], {
+    cwd: consumerDir,
+  });
+}

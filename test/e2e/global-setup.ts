@@ -1,0 +1,5 @@
+import { buildConsumer } from "./consumer";
+
+export default async function globalSetup(): Promise<void> {
+  await buildConsumer();
+}
