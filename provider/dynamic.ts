@@ -1,6 +1,6 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
-import { validate, type CheckFailure } from "./validation";
+import { InputValidationError, validate, type CheckFailure } from "./validation";
 
 /**
  * The engine's placeholder for a value not known during preview (rpc.unknownValue in
@@ -46,7 +46,7 @@ export function userProps(props: Record<string, unknown>): Record<string, unknow
  * `check` for every resource: validates all inputs at once and reports each bad property. A
  * property still unknown at preview time is validated when it becomes known.
  */
-export function checkInputs<T>(schema: z.ZodType<T>, news: Record<string, unknown>): pulumi.dynamic.CheckResult {
+export function checkInputs(schema: z.ZodType, news: Record<string, unknown>): pulumi.dynamic.CheckResult {
   const props = userProps(news);
   const result = validate(schema, props);
   if (result.ok) return { inputs: news };
@@ -57,13 +57,18 @@ export function checkInputs<T>(schema: z.ZodType<T>, news: Record<string, unknow
   return { inputs: news, failures };
 }
 
-/** Parses inputs that `check` accepted; a failure here is a bug in the caller, not user input. */
-export function parseInputs<T>(schema: z.ZodType<T>, resource: string, props: Record<string, unknown>): T {
-  const result = validate(schema, userProps(props));
-  if (!result.ok) {
-    throw new Error(
-      `${resource}: inputs failed validation:\n` + result.failures.map((f) => `  - ${f.property}: ${f.reason}`).join("\n"),
-    );
-  }
+/**
+ * Parses the inputs part of a property bag that `check` accepted. Stored state (olds, read's
+ * props) also holds outputs; only the schema's own keys are taken from it.
+ */
+export function parseInputs<S extends z.ZodObject>(
+  schema: S,
+  resource: string,
+  props: Record<string, unknown>,
+): z.output<S> {
+  const keys = new Set(Object.keys(schema.shape));
+  const inputs = Object.fromEntries(Object.entries(props).filter(([k]) => keys.has(k)));
+  const result = validate(schema, inputs);
+  if (!result.ok) throw new InputValidationError(resource, result.failures);
   return result.value;
 }

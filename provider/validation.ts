@@ -18,10 +18,10 @@ export class InputValidationError extends Error {
 }
 
 /** Validates `value` against `schema`, returning the parsed value or every failure with its property path. */
-export function validate<T>(
-  schema: z.ZodType<T>,
+export function validate<S extends z.ZodType>(
+  schema: S,
   value: unknown,
-): { ok: true; value: T } | { ok: false; failures: CheckFailure[] } {
+): { ok: true; value: z.output<S> } | { ok: false; failures: CheckFailure[] } {
   const result = schema.safeParse(value);
   if (result.success) return { ok: true, value: result.data };
   return {

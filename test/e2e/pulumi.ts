@@ -3,9 +3,10 @@
  * PULUMI_HOME, a passphrase, no update checks and no plugin downloads. Every operation writes
  * the engine's event log, which the result exposes per resource.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { isDeepStrictEqual } from "node:util";
 import { run, type RunResult } from "../../lab/exec";
 import { consumerNodeModules } from "./consumer";
 
@@ -32,10 +33,14 @@ export interface StepMetadata {
 }
 
 export interface StepSummary {
+  readonly urn: string;
   readonly name: string;
   readonly type: string;
   readonly op: string;
+  /** Input properties the engine reports as changed. */
   readonly diffs: string[];
+  /** Output properties whose value differs between the old and the new state (refresh drift). */
+  readonly changedOutputs: string[];
 }
 
 export interface OperationResult extends RunResult {
@@ -56,21 +61,30 @@ export interface StackOptions {
   readonly config?: Record<string, { value: string; secret?: boolean }>;
 }
 
+function changedKeys(a: Record<string, unknown> = {}, b: Record<string, unknown> = {}): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].filter((k) => !k.startsWith("__") && !isDeepStrictEqual(a[k], b[k])).sort();
+}
+
 function nameFromUrn(urn: string): string {
   return urn.split("::").pop() ?? urn;
 }
 
-function parseEventLog(file: string): EngineEvent[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, "utf8")
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .map((l) => JSON.parse(l) as EngineEvent);
+/** With --json (and streaming previews enabled) the CLI prints one engine event per line. */
+function parseEvents(stdout: string): EngineEvent[] {
+  const events: EngineEvent[] = [];
+  for (const line of stdout.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      events.push(JSON.parse(line) as EngineEvent);
+    } catch {
+      // a multi-line JSON document is not an event stream; ignore
+    }
+  }
+  return events;
 }
 
 export class TestStack {
-  private opCount = 0;
-
   private constructor(
     readonly workDir: string,
     readonly programDir: string,
@@ -84,6 +98,7 @@ export class TestStack {
     cpSync(opts.programDir, programDir, { recursive: true });
     // The program depends on pulumi-tvd as a consumer does: the packed tarball, installed.
     symlinkSync(consumerNodeModules(), path.join(programDir, "node_modules"), "dir");
+    mkdirSync(path.join(workDir, "state"));
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       PULUMI_HOME: path.join(workDir, "home"),
@@ -93,6 +108,7 @@ export class TestStack {
       PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
       PULUMI_SKIP_CONFIRMATIONS: "true",
       PULUMI_DIY_BACKEND_NO_LEGACY_WARNING: "true",
+      PULUMI_ENABLE_STREAMING_JSON_PREVIEW: "true",
       NO_COLOR: "1",
     };
     const stack = new TestStack(workDir, programDir, opts.stackName ?? "e2e", env);
@@ -104,40 +120,54 @@ export class TestStack {
   }
 
   /** Runs `pulumi <args>` in the program directory and throws unless it exits 0. */
-  async cli(args: readonly string[]): Promise<RunResult> {
-    const r = await this.cliRaw(args);
+  async cli(args: readonly string[], input?: string): Promise<RunResult> {
+    const r = await this.cliRaw(args, input);
     if (r.code !== 0) {
       throw new Error(`pulumi ${args.join(" ")} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
     }
     return r;
   }
 
-  cliRaw(args: readonly string[]): Promise<RunResult> {
-    return run(["pulumi", ...args, "--non-interactive"], { cwd: this.programDir, env: this.env, timeoutMs: 15 * 60_000 });
+  cliRaw(args: readonly string[], input?: string): Promise<RunResult> {
+    return run(["pulumi", "--non-interactive", ...args], {
+      cwd: this.programDir,
+      env: this.env,
+      input,
+      timeoutMs: 15 * 60_000,
+    });
   }
 
   async setConfig(key: string, value: string, secret = false): Promise<void> {
-    await this.cli(["config", "set", "--stack", this.stackName, ...(secret ? ["--secret"] : []), key, "--", value]);
+    // Through stdin, so multi-line values (private keys) and values starting with '-' arrive intact.
+    await this.cli(["config", "set", "--raw", "--stack", this.stackName, ...(secret ? ["--secret"] : []), key], value);
   }
 
   private async operation(args: string[]): Promise<OperationResult> {
-    const log = path.join(this.workDir, `events-${++this.opCount}.jsonl`);
-    const r = await this.cliRaw([...args, "--stack", this.stackName, "--color", "never", "--event-log", log]);
-    const events = parseEventLog(log);
-    const steps: StepSummary[] = [];
+    const r = await this.cliRaw([...args, "--stack", this.stackName, "--color", "never", "--json"]);
+    const events = parseEvents(r.stdout);
+    // A step is announced (resourcePreEvent) and then finishes (resOutputsEvent) or fails; the
+    // last event of a step carries its final state, e.g. what a refresh read.
+    const stepByKey = new Map<string, StepSummary>();
     const diagnostics: string[] = [];
     let changes: Record<string, number> = {};
     for (const e of events) {
-      const m = e.resourcePreEvent?.metadata;
+      const m = e.resOutputsEvent?.metadata ?? e.resOpFailedEvent?.metadata ?? e.resourcePreEvent?.metadata;
       if (m && m.type !== "pulumi:pulumi:Stack") {
-        steps.push({ name: nameFromUrn(m.urn), type: m.type, op: m.op, diffs: m.diffs ?? [] });
+        stepByKey.set(`${m.urn}|${m.op}`, {
+          urn: m.urn,
+          name: nameFromUrn(m.urn),
+          type: m.type,
+          op: m.op,
+          diffs: m.diffs ?? [],
+          changedOutputs: changedKeys(m.old?.outputs, m.new?.outputs),
+        });
       }
       if (e.diagnosticEvent && ["error", "warning"].includes(e.diagnosticEvent.severity)) {
         diagnostics.push(e.diagnosticEvent.message);
       }
       if (e.summaryEvent) changes = e.summaryEvent.resourceChanges ?? {};
     }
-    return { ...r, events, steps, changes, diagnostics };
+    return { ...r, events, steps: [...stepByKey.values()], changes, diagnostics };
   }
 
   up(): Promise<OperationResult> {
@@ -175,5 +205,19 @@ export class TestStack {
   async dispose(): Promise<void> {
     await this.cliRaw(["stack", "rm", "--yes", "--force", this.stackName]);
     rmSync(this.workDir, { recursive: true, force: true });
+  }
+}
+
+/** Fails with the CLI's own output when an operation did not exit as expected. */
+export function expectExit(result: OperationResult, code = 0): void {
+  if (result.code !== code) {
+    const text = result.events.length
+      ? result.events
+          .map((e) => e.diagnosticEvent)
+          .filter((d) => d && d.severity !== "debug")
+          .map((d) => d!.message.trimEnd())
+          .join("\n")
+      : result.stdout;
+    throw new Error(`pulumi exited ${result.code}, expected ${code}\n--- output\n${text}\n--- stderr\n${result.stderr}`);
   }
 }
