@@ -28,7 +28,11 @@ export function run(
     child.on("error", reject);
     child.on("close", (code) => {
       if (timer) clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") });
+      resolve({
+        code,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+      });
     });
     child.stdin.end(opts.input ?? "");
   });

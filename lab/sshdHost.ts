@@ -83,7 +83,8 @@ export async function waitForSsh(host: string, port: number, timeoutMs = 15000):
       s.on("error", () => resolve(""));
     });
     if (banner.startsWith("SSH-2.0-")) return;
-    if (Date.now() > deadline) throw new Error(`nothing answered SSH on ${host}:${port} within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`nothing answered SSH on ${host}:${port} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -121,7 +122,17 @@ export async function startSshdHost(opts: SshdHostOptions): Promise<SshdHost> {
   const script = `${mounts ? mounts + " && " : ""}exec ${SSHD} -D -e -f "$1"`;
   const child = spawn(
     "unshare",
-    ["--mount", "--propagation", "private", "--", "sh", "-c", script, "sshd-host", path.join(dir, "sshd_config")],
+    [
+      "--mount",
+      "--propagation",
+      "private",
+      "--",
+      "sh",
+      "-c",
+      script,
+      "sshd-host",
+      path.join(dir, "sshd_config"),
+    ],
     { stdio: ["ignore", "ignore", "pipe"], detached: true },
   );
   let stderr = "";

@@ -53,7 +53,8 @@ export function parseFacts(stdout: string): HostFactsReport {
     if (tab > 0) lines.set(line.slice(0, tab), line.slice(tab + 1).trim());
   }
   const kernel = lines.get("kernel");
-  if (!kernel) throw new Error(`host facts probe printed no kernel line; output was: ${JSON.stringify(stdout)}`);
+  if (!kernel)
+    throw new Error(`host facts probe printed no kernel line; output was: ${JSON.stringify(stdout)}`);
   const freeKiB = Number(lines.get("free-kib"));
   return {
     kernel,

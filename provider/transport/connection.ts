@@ -1,6 +1,8 @@
 import { z } from "zod";
 import type { HostKeyPolicy } from "./hostKey";
 
+const PORT_RANGE = "must be a TCP port between 1 and 65535";
+
 const hostname = z
   .string()
   .min(1, "must not be empty: give the dom0's hostname or IP address")
@@ -12,20 +14,21 @@ const hostname = z
 export const connectionSchema = z
   .strictObject({
     host: hostname,
-    port: z.number().int().min(1).max(65535, "must be a TCP port between 1 and 65535").default(22),
+    port: z.number().int().min(1, PORT_RANGE).max(65535, PORT_RANGE).default(22),
     user: z
       .string()
       .regex(/^[a-z_][a-z0-9_-]*$/, "must be a POSIX user name such as root")
       .default("root"),
-    privateKey: z
-      .string()
-      .refine((k) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(k), {
-        message: "must be a PEM or OpenSSH private key (the file's content, not its path)",
-      }),
+    privateKey: z.string().refine((k) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(k), {
+      message: "must be a PEM or OpenSSH private key (the file's content, not its path)",
+    }),
     passphrase: z.string().optional(),
     hostKeyFingerprint: z
       .string()
-      .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, "must look like SHA256:<43 base64 characters>, as `ssh-keygen -lf` prints")
+      .regex(
+        /^SHA256:[A-Za-z0-9+/]{43}$/,
+        "must look like SHA256:<43 base64 characters>, as `ssh-keygen -lf` prints",
+      )
       .optional(),
     knownHosts: z.string().min(1, "must hold known_hosts lines when given").optional(),
     insecureSkipHostKeyVerification: z.boolean().optional(),
@@ -33,7 +36,11 @@ export const connectionSchema = z
     commandTimeoutSec: z.number().positive().max(86400).default(300),
   })
   .superRefine((c, ctx) => {
-    const ways = [c.hostKeyFingerprint !== undefined, c.knownHosts !== undefined, c.insecureSkipHostKeyVerification === true];
+    const ways = [
+      c.hostKeyFingerprint !== undefined,
+      c.knownHosts !== undefined,
+      c.insecureSkipHostKeyVerification === true,
+    ];
     const n = ways.filter(Boolean).length;
     if (n === 0) {
       ctx.addIssue({

@@ -8,7 +8,8 @@ export class RemoteCommandError extends Error {
   ) {
     const tail = stderr.trim().split("\n").slice(-5).join("\n    ");
     super(
-      `command failed on ${endpoint} (exit ${exitCode ?? "signal"}): ${command}` + (tail ? `\n    ${tail}` : ""),
+      `command failed on ${endpoint} (exit ${exitCode ?? "signal"}): ${command}` +
+        (tail ? `\n    ${tail}` : ""),
     );
     this.name = "RemoteCommandError";
   }

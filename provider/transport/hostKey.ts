@@ -38,7 +38,12 @@ function parseKnownHosts(text: string): KnownHostLine[] {
       marker = fields.shift() as KnownHostLine["marker"];
     }
     if (fields.length < 3) continue;
-    lines.push({ marker, patterns: fields[0], keyType: fields[1], keyBlob: Buffer.from(fields[2], "base64") });
+    lines.push({
+      marker,
+      patterns: fields[0],
+      keyType: fields[1],
+      keyBlob: Buffer.from(fields[2], "base64"),
+    });
   }
   return lines;
 }
@@ -49,7 +54,10 @@ function lookupName(host: string, port: number): string {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${body}$`, "i");
 }
 
@@ -76,7 +84,12 @@ function patternsMatch(patterns: string, name: string): boolean {
 }
 
 /** Decides whether `keyBlob`, presented by host:port, is acceptable under `policy`. */
-export function verifyHostKey(policy: HostKeyPolicy, host: string, port: number, keyBlob: Buffer): HostKeyVerdict {
+export function verifyHostKey(
+  policy: HostKeyPolicy,
+  host: string,
+  port: number,
+  keyBlob: Buffer,
+): HostKeyVerdict {
   const seen = `${keyTypeOf(keyBlob)} ${fingerprintOf(keyBlob)}`;
   switch (policy.kind) {
     case "insecureAcceptAny":

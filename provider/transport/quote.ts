@@ -8,7 +8,9 @@
 export function quoteArg(arg: string): string {
   if (arg.includes("\0")) {
     // A NUL cannot travel inside a C string argv on the remote side.
-    throw new Error(`argument contains a NUL byte and cannot be passed to a remote command: ${JSON.stringify(arg)}`);
+    throw new Error(
+      `argument contains a NUL byte and cannot be passed to a remote command: ${JSON.stringify(arg)}`,
+    );
   }
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }

@@ -117,7 +117,10 @@ export class SshSession {
       client.once("error", (err: Error & { level?: string }) => {
         if (hostKeyProblem) fail(new Error(hostKeyProblem), true);
         else if (err.level === "client-authentication")
-          fail(new Error(`authentication as ${conn.user} failed: the host did not accept the private key`), true);
+          fail(
+            new Error(`authentication as ${conn.user} failed: the host did not accept the private key`),
+            true,
+          );
         else fail(err);
       });
       client.connect({

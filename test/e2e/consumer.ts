@@ -17,14 +17,21 @@ export async function buildConsumer(): Promise<void> {
   await runChecked(["npm", "run", "--silent", "build"], { cwd: repoRoot });
   rmSync(consumerDir, { recursive: true, force: true });
   mkdirSync(consumerDir, { recursive: true });
-  const packed = await runChecked(["npm", "pack", "--silent", "--pack-destination", consumerDir], { cwd: repoRoot });
+  const packed = await runChecked(["npm", "pack", "--silent", "--pack-destination", consumerDir], {
+    cwd: repoRoot,
+  });
   const tarball = path.join(consumerDir, packed.stdout.trim().split("\n").pop()!);
-  const pulumiVersion = JSON.parse(readFileSync(path.join(repoRoot, "node_modules/@pulumi/pulumi/package.json"), "utf8"))
-    .version as string;
+  const pulumiVersion = JSON.parse(
+    readFileSync(path.join(repoRoot, "node_modules/@pulumi/pulumi/package.json"), "utf8"),
+  ).version as string;
   writeFileSync(
     path.join(consumerDir, "package.json"),
     JSON.stringify(
-      { name: "tvd-e2e-consumer", private: true, dependencies: { "@pulumi/pulumi": pulumiVersion, "pulumi-tvd": `file:${tarball}` } },
+      {
+        name: "tvd-e2e-consumer",
+        private: true,
+        dependencies: { "@pulumi/pulumi": pulumiVersion, "pulumi-tvd": `file:${tarball}` },
+      },
       null,
       2,
     ),

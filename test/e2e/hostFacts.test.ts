@@ -103,6 +103,65 @@ describe("HostFacts through the real Pulumi CLI", () => {
     expectExit(destroy);
     expect(destroy.steps).toContainEqual(expect.objectContaining({ name: "dom0-a", op: "delete" }));
     const state = await stack.exportState();
-    expect((state.deployment.resources ?? []).filter((r) => r.type !== "pulumi:pulumi:Stack")).toHaveLength(0);
+    expect((state.deployment.resources ?? []).filter((r) => r.type !== "pulumi:pulumi:Stack")).toHaveLength(
+      0,
+    );
+  });
+});
+
+describe("HostFacts refuses what it must refuse", () => {
+  let stateDir: string;
+  let host: SshdHost;
+  const stacks: TestStack[] = [];
+
+  beforeAll(async () => {
+    stateDir = mkdtempSync(path.join(os.tmpdir(), "tvd-sshd-"));
+    host = await startSshdHost({ name: "facts-b", stateDir, port: await freePort() });
+  });
+
+  afterAll(async () => {
+    for (const s of stacks) await s.dispose();
+    await host?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  async function stackWith(config: Record<string, string>): Promise<TestStack> {
+    const base = {
+      host: host.host,
+      port: String(host.port),
+      hostKeyFingerprint: host.hostKeyFingerprint,
+      ...config,
+    };
+    const stack = await TestStack.create({
+      programDir: fixture,
+      config: {
+        ...Object.fromEntries(Object.entries(base).map(([k, v]) => [k, { value: v }])),
+        privateKey: { value: readFileSync(host.privateKeyPath, "utf8"), secret: true },
+      },
+    });
+    stacks.push(stack);
+    return stack;
+  }
+
+  it("refuses a host whose key does not match the pinned fingerprint, naming the key it saw", async () => {
+    const wrong = "SHA256:" + "A".repeat(43);
+    const stack = await stackWith({ hostKeyFingerprint: wrong });
+    const up = await stack.up();
+    expectExit(up, 1);
+    const message = up.diagnostics.join("\n");
+    expect(message).toContain(`host key mismatch for ${host.host}:${host.port}`);
+    expect(message).toContain(`expected ${wrong}`);
+    expect(message).toContain(`ssh-ed25519 ${host.hostKeyFingerprint}`);
+    const state = await stack.exportState();
+    expect((state.deployment.resources ?? []).some((r) => String(r.urn).endsWith("::dom0-a"))).toBe(false);
+  });
+
+  it("rejects hostile and impossible inputs in check, every one at once, before connecting", async () => {
+    const stack = await stackWith({ host: "dom0;touch /tmp/pwned", port: "0" });
+    const preview = await stack.preview();
+    expectExit(preview, 1);
+    const message = preview.diagnostics.join("\n");
+    expect(message).toMatch(/connection\.host value .* must be a hostname or IP address/);
+    expect(message).toMatch(/connection\.port value .* must be a TCP port between 1 and 65535/);
   });
 });

@@ -139,7 +139,10 @@ export class TestStack {
 
   async setConfig(key: string, value: string, secret = false): Promise<void> {
     // Through stdin, so multi-line values (private keys) and values starting with '-' arrive intact.
-    await this.cli(["config", "set", "--raw", "--stack", this.stackName, ...(secret ? ["--secret"] : []), key], value);
+    await this.cli(
+      ["config", "set", "--raw", "--stack", this.stackName, ...(secret ? ["--secret"] : []), key],
+      value,
+    );
   }
 
   private async operation(args: string[]): Promise<OperationResult> {
@@ -218,6 +221,8 @@ export function expectExit(result: OperationResult, code = 0): void {
           .map((d) => d!.message.trimEnd())
           .join("\n")
       : result.stdout;
-    throw new Error(`pulumi exited ${result.code}, expected ${code}\n--- output\n${text}\n--- stderr\n${result.stderr}`);
+    throw new Error(
+      `pulumi exited ${result.code}, expected ${code}\n--- output\n${text}\n--- stderr\n${result.stderr}`,
+    );
   }
 }

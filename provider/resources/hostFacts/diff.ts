@@ -7,7 +7,6 @@ import type { HostFactsInputs } from "./args";
  */
 export function diffHostFacts(olds: HostFactsInputs, news: HostFactsInputs): { changes: boolean } {
   return {
-    changes:
-      !isDeepStrictEqual(olds.connection, news.connection) || olds.xenDataDir !== news.xenDataDir,
+    changes: !isDeepStrictEqual(olds.connection, news.connection) || olds.xenDataDir !== news.xenDataDir,
   };
 }

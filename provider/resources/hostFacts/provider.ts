@@ -18,7 +18,10 @@ function inputsOf(outs: HostFactsOutputs): HostFactsInputs {
 
 /** HostFacts lifecycle: check and diff never touch the host; create, read and update probe it once. */
 export const hostFactsLifecycle = {
-  async check(_olds: Record<string, unknown>, news: Record<string, unknown>): Promise<pulumi.dynamic.CheckResult> {
+  async check(
+    _olds: Record<string, unknown>,
+    news: Record<string, unknown>,
+  ): Promise<pulumi.dynamic.CheckResult> {
     return checkInputs(hostFactsSchema, news);
   },
 
