@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
@@ -15,15 +15,30 @@ export interface LabHostEntry {
   readonly hostKeyFingerprint: string;
 }
 
+/** A private mount inside the host's mount namespace. */
+export type HostMount =
+  /** A size-limited tmpfs: gone when the host stops (tests). */
+  | { readonly kind: "tmpfs"; readonly path: string; readonly sizeMiB: number }
+  /** A directory of the host's state dir bound over `path`: survives restarts. */
+  | { readonly kind: "bind"; readonly path: string; readonly source: string };
+
 export interface SshdHostOptions {
   readonly name: string;
-  /** Directory holding this host's keys, config and logs. */
+  /** Directory holding this host's keys, config and logs (a subdirectory per host is made). */
   readonly stateDir: string;
   readonly port: number;
   /** @default "127.0.0.1" */
   readonly address?: string;
-  /** Private tmpfs mounts inside the host's mount namespace, e.g. a size-limited /var/lib/xen. */
-  readonly tmpfs?: ReadonlyArray<{ readonly path: string; readonly sizeMiB: number }>;
+  /** Private mounts inside the host's mount namespace, applied in order. */
+  readonly mounts?: readonly HostMount[];
+  /** Extra sshd_config lines (e.g. SetEnv). */
+  readonly sshdConfig?: readonly string[];
+  /**
+   * Leave sshd running after this process exits (the lab CLI); otherwise it is a child that
+   * stop() ends (tests).
+   * @default false
+   */
+  readonly detached?: boolean;
 }
 
 export interface SshdHost extends LabHostEntry {
@@ -47,7 +62,12 @@ export async function fingerprintOfKeyFile(pubFile: string): Promise<string> {
   return fp;
 }
 
-function renderSshdConfig(o: { address: string; port: number; dir: string }): string {
+function renderSshdConfig(o: {
+  address: string;
+  port: number;
+  dir: string;
+  extra: readonly string[];
+}): string {
   return [
     `ListenAddress ${o.address}:${o.port}`,
     `HostKey ${o.dir}/ssh_host_ed25519_key`,
@@ -63,6 +83,7 @@ function renderSshdConfig(o: { address: string; port: number; dir: string }): st
     "MaxSessions 10",
     "MaxStartups 100:30:200",
     "LogLevel ERROR",
+    ...o.extra,
     "",
   ].join("\n");
 }
@@ -113,13 +134,33 @@ export async function startSshdHost(opts: SshdHostOptions): Promise<SshdHost> {
   await ensureKey(path.join(dir, "ssh_host_ed25519_key"), `${opts.name}-host`);
   await ensureKey(path.join(dir, "id_ed25519"), `pulumi-tvd-lab@${opts.name}`);
   writeFileSync(path.join(dir, "authorized_keys"), readFileSync(path.join(dir, "id_ed25519.pub")));
-  writeFileSync(path.join(dir, "sshd_config"), renderSshdConfig({ address, port: opts.port, dir }));
+  writeFileSync(
+    path.join(dir, "sshd_config"),
+    renderSshdConfig({ address, port: opts.port, dir, extra: opts.sshdConfig ?? [] }),
+  );
   await runChecked([SSHD, "-t", "-f", path.join(dir, "sshd_config")]);
 
-  const mounts = (opts.tmpfs ?? [])
-    .map((m) => `mkdir -p "${m.path}" && mount -t tmpfs -o size=${m.sizeMiB}m tmpfs "${m.path}"`)
-    .join(" && ");
-  const script = `${mounts ? mounts + " && " : ""}exec ${SSHD} -D -e -f "$1"`;
+  // Mount targets and sources travel as positional arguments, never inside the script text.
+  const mountArgs: string[] = [];
+  for (const m of opts.mounts ?? []) {
+    if (m.kind === "tmpfs") mountArgs.push("tmpfs", m.path, `size=${m.sizeMiB}m`);
+    else {
+      mkdirSync(m.source, { recursive: true });
+      mountArgs.push("bind", m.path, m.source);
+    }
+  }
+  const script = [
+    "cfg=$1; shift",
+    'while [ "$#" -gt 0 ]; do',
+    '  mkdir -p "$2"',
+    '  case "$1" in',
+    '    tmpfs) mount -t tmpfs -o "$3" tmpfs "$2" ;;',
+    '    bind) mount --bind "$3" "$2" ;;',
+    "  esac || exit 1",
+    "  shift 3",
+    "done",
+    `exec ${SSHD} -D -e -f "$cfg"`,
+  ].join("\n");
   const child = spawn(
     "unshare",
     [
@@ -132,19 +173,24 @@ export async function startSshdHost(opts: SshdHostOptions): Promise<SshdHost> {
       script,
       "sshd-host",
       path.join(dir, "sshd_config"),
+      ...mountArgs,
     ],
-    { stdio: ["ignore", "ignore", "pipe"], detached: true },
+    {
+      stdio: ["ignore", "ignore", opts.detached ? openSync(path.join(dir, "sshd.log"), "a") : "pipe"],
+      detached: true,
+    },
   );
   let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   child.unref();
-  (child.stderr as net.Socket).unref?.();
+  (child.stderr as net.Socket | null)?.unref?.();
   try {
     await Promise.race([
       waitForSsh(address, opts.port),
       exited.then(() => {
-        throw new Error(`sshd for ${opts.name} exited: ${stderr.trim()}`);
+        const log = opts.detached ? readFileSync(path.join(dir, "sshd.log"), "utf8") : stderr;
+        throw new Error(`sshd for ${opts.name} exited: ${log.trim()}`);
       }),
     ]);
   } catch (err) {

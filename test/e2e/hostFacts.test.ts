@@ -41,7 +41,7 @@ describe("HostFacts through the real Pulumi CLI", () => {
       name: "facts-a",
       stateDir,
       port: await freePort(),
-      tmpfs: [{ path: "/var/lib/xen", sizeMiB: 64 }],
+      mounts: [{ kind: "tmpfs", path: "/var/lib/xen", sizeMiB: 64 }],
     });
     stack = await TestStack.create({
       programDir: fixture,
