@@ -1,24 +1,46 @@
 /**
- * The local dom0 lab: several SSH hosts on loopback that stand in for Xen dom0s. Each host is a
- * real OpenSSH sshd in its own mount namespace with its own Xen directories, so programs and
- * tests reach it exactly as they would reach a dom0.
+ * The local dom0 lab: several stand-in Xen hosts on loopback (see host.ts), described by an
+ * inventory file that Pulumi programs and tests read.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { type LabHostEntry, startSshdHost, waitForSsh } from "./sshdHost";
+import {
+  alive,
+  ensureHost,
+  inHost,
+  seedXenData,
+  stopHost,
+  type LabHostOptions,
+  type LabHostRecord,
+} from "./host";
+import type { LabHostEntry } from "./sshd";
+import type { HostState } from "./xl/state";
 
 export interface Inventory {
   readonly hosts: LabHostEntry[];
 }
 
-interface LabState {
-  readonly hosts: Array<LabHostEntry & { readonly pid: number }>;
+export interface LabOptions {
+  readonly hosts: number;
+  /** @default 2201 */
+  readonly firstPort?: number;
+  /** Memory each emulated hypervisor accounts for. @default 65536 */
+  readonly memoryMiB?: number;
+  /** Size of each host's /var/lib/xen filesystem (sparse). @default 4096 */
+  readonly diskMiB?: number;
+  /** vTPMs are TPM 2.0 instead of Xen's TPM 1.2. @default false */
+  readonly tpm2?: boolean;
+  /** @default 1 */
+  readonly managerReadyDelaySec?: number;
+  /** @default 60, as real xl */
+  readonly shutdownAckTimeoutSec?: number;
 }
 
-/** The directories that are per-host on a dom0 (each host gets its own copy). */
-export const HOST_DIRS = ["/etc/xen", "/var/lib/xen", "/var/log/xen", "/usr/lib/xen/boot"] as const;
+interface LabState {
+  readonly options: Required<LabOptions>;
+  readonly hosts: LabHostRecord[];
+}
 
-/** lab/state in the checkout this code belongs to (from lab/ or dist/lab/ alike). */
 export function defaultStateDir(): string {
   for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
     if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "lab"))) {
@@ -28,102 +50,136 @@ export function defaultStateDir(): string {
   return path.resolve("lab", "state");
 }
 
-const FIRST_PORT = 2201;
-
 export function hostName(i: number): string {
   return `dom0-${String.fromCharCode("a".charCodeAt(0) + i)}`;
 }
 
-function statePath(stateDir: string): string {
-  return path.join(stateDir, "lab.json");
-}
+const statePath = (stateDir: string) => path.join(stateDir, "lab.json");
+export const inventoryPath = (stateDir: string) => path.join(stateDir, "inventory.json");
 
-export function inventoryPath(stateDir: string): string {
-  return path.join(stateDir, "inventory.json");
-}
-
-function readState(stateDir: string): LabState {
+function readState(stateDir: string): LabState | undefined {
   const p = statePath(stateDir);
-  return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as LabState) : { hosts: [] };
+  return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as LabState) : undefined;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
+function entryOf(h: LabHostRecord): LabHostEntry {
+  const { name, kind, host, port, user, privateKeyPath, hostKeyFingerprint } = h;
+  return { name, kind, host, port, user, privateKeyPath, hostKeyFingerprint };
+}
+
+/** Starts whatever is not running until `hosts` hosts answer SSH; returns the inventory. */
+export async function labUp(stateDir: string, opts: LabOptions): Promise<Inventory> {
+  if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > 26) {
+    throw new Error(`--hosts must be a whole number from 1 to 26, got ${opts.hosts}`);
   }
-}
-
-function writeState(stateDir: string, state: LabState): Inventory {
-  writeFileSync(statePath(stateDir), JSON.stringify(state, null, 2) + "\n");
-  const inventory: Inventory = { hosts: state.hosts.map(({ pid: _pid, ...entry }) => entry) };
+  const previous = readState(stateDir);
+  const options = {
+    firstPort: 2201,
+    memoryMiB: 65536,
+    diskMiB: 4096,
+    tpm2: false,
+    managerReadyDelaySec: 1,
+    shutdownAckTimeoutSec: 60,
+    ...previous?.options,
+    ...(Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as LabOptions),
+  } as Required<LabOptions>;
+  mkdirSync(stateDir, { recursive: true });
+  const hostOpts = (i: number): LabHostOptions => ({
+    name: hostName(i),
+    stateDir,
+    port: options.firstPort + i,
+    memoryMiB: options.memoryMiB,
+    diskMiB: options.diskMiB,
+    tpm2: options.tpm2,
+    managerReadyDelaySec: options.managerReadyDelaySec,
+    shutdownAckTimeoutSec: options.shutdownAckTimeoutSec,
+  });
+  const hosts = await Promise.all(Array.from({ length: options.hosts }, (_, i) => ensureHost(hostOpts(i))));
+  for (const extra of previous?.hosts.filter((h) => !hosts.some((k) => k.name === h.name)) ?? []) {
+    await stopHost(extra.dir);
+  }
+  writeFileSync(statePath(stateDir), JSON.stringify({ options, hosts }, null, 2) + "\n");
+  const inventory: Inventory = { hosts: hosts.map(entryOf) };
   writeFileSync(inventoryPath(stateDir), JSON.stringify(inventory, null, 2) + "\n");
   return inventory;
 }
 
-/** Starts hosts until `count` run; hosts already running are kept as they are. */
-export async function labUp(stateDir: string, count: number): Promise<Inventory> {
-  if (!Number.isInteger(count) || count < 1 || count > 26) {
-    throw new Error(`--hosts must be a whole number from 1 to 26, got ${count}`);
-  }
-  mkdirSync(stateDir, { recursive: true });
-  const previous = readState(stateDir);
-  const hosts: LabState["hosts"] = [];
-  for (let i = 0; i < count; i++) {
-    const name = hostName(i);
-    const known = previous.hosts.find((h) => h.name === name);
-    if (known && alive(known.pid)) {
-      await waitForSsh(known.host, known.port);
-      hosts.push(known);
-      continue;
-    }
-    const root = path.join(stateDir, name, "root");
-    const started = await startSshdHost({
-      name,
-      stateDir,
-      port: FIRST_PORT + i,
-      detached: true,
-      mounts: HOST_DIRS.map((d) => ({ kind: "bind" as const, path: d, source: path.join(root, d) })),
-    });
-    const { stop: _stop, ...entry } = started;
-    hosts.push(entry);
-  }
-  for (const extra of previous.hosts.filter((h) => !hosts.some((k) => k.name === h.name))) {
-    if (alive(extra.pid)) process.kill(extra.pid, "SIGTERM");
-  }
-  return writeState(stateDir, { hosts });
+export interface VtpmStatus {
+  readonly domain: string;
+  readonly tpm: "1.2" | "2.0";
+  readonly server: string;
+  readonly ctrl: string;
 }
 
 export interface HostStatus extends LabHostEntry {
-  readonly pid: number;
   readonly running: boolean;
+  readonly domains: number;
+  readonly vtpms: VtpmStatus[];
+}
+
+export function labHosts(stateDir: string): LabHostRecord[] {
+  return readState(stateDir)?.hosts ?? [];
 }
 
 export function labStatus(stateDir: string): HostStatus[] {
-  return readState(stateDir).hosts.map((h) => ({ ...h, running: alive(h.pid) }));
+  return labHosts(stateDir).map((h) => {
+    const domainsFile = path.join(h.dir, "root", "var/lib/tvd-lab/domains.json");
+    const state: HostState = existsSync(domainsFile)
+      ? JSON.parse(readFileSync(domainsFile, "utf8"))
+      : { nextDomid: 1, domains: [], dirtyImages: [] };
+    return {
+      ...entryOf(h),
+      running: alive(h.holderPid) && alive(h.forwarderPid),
+      domains: state.domains.length,
+      vtpms: state.domains
+        .filter((d) => d.swtpm)
+        .map((d) => ({
+          domain: d.name,
+          tpm: d.swtpm!.tpm2 ? "2.0" : "1.2",
+          server: d.swtpm!.server,
+          ctrl: d.swtpm!.ctrl,
+        })),
+    };
+  });
 }
 
-/** Stops every host; their files stay under the state dir until `reset`. */
+/**
+ * Destroys every domain on a host, newest first (guests and vTPMs before their manager), so each
+ * vTPM's state is flushed to its image and no manager is torn down under its vTPMs.
+ */
+async function destroyAllDomains(h: LabHostRecord): Promise<void> {
+  const script = "xl list | awk 'NR > 2 { print $2, $1 }' | sort -rn | while read -r id name; do xl destroy \"$name\"; done";
+  const r = await inHost(h, ["sh", "-c", script]);
+  if (r.code !== 0) throw new Error(`destroying the domains of ${h.name} failed: ${r.stderr}`);
+}
+
+/**
+ * Powers every host off: its domains are destroyed (vTPM state flushed to the images), then its
+ * processes stop. Files stay under the state dir until `reset`; `up` boots the hosts again.
+ */
 export async function labDown(stateDir: string): Promise<void> {
-  for (const h of readState(stateDir).hosts) {
-    if (!alive(h.pid)) continue;
-    process.kill(h.pid, "SIGTERM");
-    for (let i = 0; i < 50 && alive(h.pid); i++) await new Promise((r) => setTimeout(r, 100));
+  for (const h of labHosts(stateDir)) {
+    if (alive(h.holderPid)) await destroyAllDomains(h);
+    await stopHost(h.dir);
   }
-  rmSync(statePath(stateDir), { force: true });
   rmSync(inventoryPath(stateDir), { force: true });
 }
 
-/** Empties every host's Xen directories (domains, images, configs, logs), keeping keys and sshd. */
-export function labReset(stateDir: string): void {
-  for (const h of readState(stateDir).hosts) {
-    const root = path.join(stateDir, h.name, "root");
-    for (const d of HOST_DIRS) {
-      const dir = path.join(root, d);
-      rmSync(dir, { recursive: true, force: true });
-      mkdirSync(dir, { recursive: true });
-    }
+/**
+ * Empties every host: destroys its domains (stopping their vTPMs) and removes everything in
+ * its Xen directories, keeping keys, sshd and the stand-in boot files.
+ */
+export async function labReset(stateDir: string): Promise<void> {
+  for (const h of labHosts(stateDir)) {
+    await destroyAllDomains(h);
+    const script = [
+      "rm -rf /var/lib/xen/* /etc/xen/* /var/log/xen/* /var/lib/tvd-lab/faults/*",
+      "rm -f /var/lib/tvd-lab/domains.json /var/lib/tvd-lab/xenstore.json",
+      "rm -rf /var/lib/tvd-lab/vtpm",
+      "mkdir -p /var/log/xen/console",
+    ].join("\n");
+    const r = await inHost(h, ["sh", "-c", script]);
+    if (r.code !== 0) throw new Error(`reset of ${h.name} failed: ${r.stderr}`);
+    await seedXenData(h.holderPid);
   }
 }

@@ -1,0 +1,363 @@
+/**
+ * One lab host: a stand-in dom0 made of
+ *  - a namespace holder: a process in its own mount and network namespaces, with the host's own
+ *    /etc/xen, /var/lib/xen (a size-limited ext4 image), /var/log/xen, /usr/lib/xen/boot,
+ *    /var/lib/tvd-lab and /usr/local/sbin (the xl emulator and xenstore tools) mounted inside;
+ *  - a real OpenSSH sshd inside those namespaces, on the host's own 127.0.0.1:22;
+ *  - a socat forwarder on the machine's 127.0.0.1:<port> into that sshd.
+ * Everything lives under <stateDir>/<name>/ and survives restarts of any of the three.
+ */
+import { spawn } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
+import * as path from "node:path";
+import { run, runChecked } from "./exec";
+import { ensureKey, fingerprintOfKeyFile, renderSshdConfig, waitForSsh, type LabHostEntry } from "./sshd";
+import type { HostSettings } from "./xl/state";
+
+export interface LabHostOptions {
+  readonly name: string;
+  readonly stateDir: string;
+  readonly port: number;
+  readonly memoryMiB: number;
+  readonly diskMiB: number;
+  readonly tpm2: boolean;
+  readonly managerReadyDelaySec: number;
+  readonly shutdownAckTimeoutSec: number;
+}
+
+export interface LabHostRecord extends LabHostEntry {
+  readonly holderPid: number;
+  readonly forwarderPid: number;
+  readonly dir: string;
+}
+
+/** Directories bound from the host's state dir over the same path inside its mount namespace. */
+export const BOUND_DIRS = [
+  "/etc/xen",
+  "/var/log/xen",
+  "/usr/lib/xen/boot",
+  "/var/lib/tvd-lab",
+  "/usr/local/sbin",
+];
+export const XEN_DATA = "/var/lib/xen";
+
+/** Where compiled lab code lives: the emulator runs from dist/ whatever runs the lab. */
+function distDir(): string {
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "package.json"))) return path.join(dir, "dist");
+  }
+  throw new Error("cannot find the pulumi-tvd checkout");
+}
+
+export function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readPid(file: string): number | undefined {
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, "utf8").trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function writeExecutable(file: string, text: string): void {
+  writeFileSync(file, text);
+  chmodSync(file, 0o755);
+}
+
+/** The host's /usr/local/sbin: xl, xenstore-*, and the session wrapper that applies fault knobs. */
+function installTools(root: string): void {
+  const bin = path.join(root, "usr/local/sbin");
+  mkdirSync(bin, { recursive: true });
+  const dist = distDir();
+  const lock = "/var/lib/tvd-lab/lab.lock";
+  writeExecutable(
+    path.join(bin, "xl"),
+    `#!/bin/sh\n# lab xl emulator (pulumi-tvd); all xl calls on this host serialize on one lock.\nexec flock ${lock} ${process.execPath} ${dist}/lab/xl/main.js "$@"\n`,
+  );
+  for (const cmd of ["xenstore-read", "xenstore-write", "xenstore-ls", "xenstore-list", "xenstore-rm"]) {
+    writeExecutable(
+      path.join(bin, cmd),
+      `#!/bin/sh\nexec flock ${lock} ${process.execPath} ${dist}/lab/xenstore/main.js ${cmd} "$@"\n`,
+    );
+  }
+  writeExecutable(path.join(bin, "tvd-lab-session"), SESSION_WRAPPER);
+}
+
+/**
+ * sshd's ForceCommand on lab hosts. It applies the fault knobs in /var/lib/tvd-lab/faults, then
+ * runs the client's command exactly as sshd would have ($SHELL -c "<command>").
+ *  latency-ms   every command first sleeps this long
+ *  fail-rules   lines "<count> <extended regex>": the next <count> commands matching fail (exit 97)
+ */
+const SESSION_WRAPPER = `#!/bin/sh
+faults=/var/lib/tvd-lab/faults
+cmd=\${SSH_ORIGINAL_COMMAND-}
+if [ -s "$faults/latency-ms" ]; then
+  sleep "$(awk '{ printf "%.3f", $1 / 1000 }' "$faults/latency-ms")"
+fi
+if [ -n "$cmd" ] && [ -s "$faults/fail-rules" ]; then
+  hit=$(
+    flock "$faults/.lock" awk -v cmd="$cmd" -v out="$faults/fail-rules.new" '
+      { n = $1; re = substr($0, index($0, " ") + 1) }
+      !done && n > 0 && cmd ~ re { n--; done = 1; hitre = re }
+      n > 0 { print n " " re > out }
+      END { close(out); if (done) print hitre }
+    ' "$faults/fail-rules"
+  )
+  if [ -f "$faults/fail-rules.new" ]; then mv "$faults/fail-rules.new" "$faults/fail-rules"; else : >"$faults/fail-rules"; fi
+  if [ -n "$hit" ]; then
+    echo "tvd-lab: injected failure (rule: $hit)" >&2
+    exit 97
+  fi
+fi
+if [ -z "$cmd" ]; then exec "\${SHELL:-/bin/sh}" -l; fi
+exec "\${SHELL:-/bin/sh}" -c "$cmd"
+`;
+
+/** Stand-ins for what Debian and the Xen docs put on a dom0, created once per host. */
+async function populate(root: string, dataImage: string, opts: LabHostOptions): Promise<void> {
+  const boot = path.join(root, "usr/lib/xen/boot");
+  mkdirSync(boot, { recursive: true });
+  for (const [file, what] of [
+    ["vtpmmgr-stubdom.gz", "vtpmmgr-stubdom (mini-os vTPM manager)"],
+    ["vtpm-stubdom.gz", "vtpm-stubdom (mini-os vTPM)"],
+    ["pv-grub-x86_64.gz", "pv-grub (measures kernel into PCR 4, cmdline and initrd into PCR 5)"],
+    ["vmlinuz", "guest kernel"],
+    ["initrd.img", "guest initrd"],
+  ]) {
+    const p = path.join(boot, file);
+    if (!existsSync(p)) {
+      writeFileSync(p.replace(/\.gz$/, ""), `pulumi-tvd lab stand-in for ${what}\n`);
+      if (file.endsWith(".gz")) await runChecked(["gzip", "-n", "-f", p.replace(/\.gz$/, "")]);
+    }
+  }
+  for (const d of ["etc/xen", "var/log/xen/console", "var/lib/tvd-lab/faults"])
+    mkdirSync(path.join(root, d), { recursive: true });
+  const settings: HostSettings = {
+    name: opts.name,
+    totalMemoryMiB: opts.memoryMiB,
+    dom0MemoryMiB: 2048,
+    nrCpus: 2,
+    managerReadyDelaySec: opts.managerReadyDelaySec,
+    shutdownAckTimeoutSec: opts.shutdownAckTimeoutSec,
+    tpm2: opts.tpm2,
+    xlcfg: path.join(distDir(), "lab", "bin", "xlcfg"),
+    node: process.execPath,
+    xlMain: path.join(distDir(), "lab", "xl", "main.js"),
+  };
+  writeFileSync(path.join(root, "var/lib/tvd-lab/host.json"), JSON.stringify(settings, null, 2) + "\n");
+  if (!existsSync(dataImage)) {
+    // Sparse: a 4 GiB /var/lib/xen costs only what is written to it. Size-limited so the
+    // disk-full fault is real.
+    await runChecked(["truncate", "-s", `${opts.diskMiB}M`, dataImage]);
+    await runChecked(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", `${opts.name}-xen`, dataImage]);
+  }
+}
+
+function holderScript(): string {
+  // Arguments: <host name> <data image> then pairs of <source> <target> to bind; values arrive as argv.
+  return [
+    'hostname "$1"; img=$2; shift 2',
+    `mkdir -p ${XEN_DATA} && mount -o loop "$img" ${XEN_DATA} || exit 1`,
+    'while [ "$#" -gt 0 ]; do mkdir -p "$2" && mount --bind "$1" "$2" || exit 1; shift 2; done',
+    "ip link set lo up",
+    // Holds the namespaces open; everything on the host lives as long as this does.
+    "exec sleep infinity",
+  ].join("\n");
+}
+
+async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function spawnDetached(argv: string[], log: string): number {
+  const fd = openSync(log, "a");
+  const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ["ignore", fd, fd] });
+  child.unref();
+  return child.pid!;
+}
+
+/** Starts whatever part of the host is not running; idempotent. */
+export async function ensureHost(opts: LabHostOptions): Promise<LabHostRecord> {
+  const dir = path.resolve(opts.stateDir, opts.name);
+  const root = path.join(dir, "root");
+  const dataImage = path.join(dir, "xen-data.ext4");
+  mkdirSync(dir, { recursive: true });
+  mkdirSync("/run/sshd", { recursive: true });
+  await ensureKey(path.join(dir, "ssh_host_ed25519_key"), `${opts.name}-host`);
+  await ensureKey(path.join(dir, "id_ed25519"), `pulumi-tvd-lab@${opts.name}`);
+  writeFileSync(path.join(dir, "authorized_keys"), readFileSync(path.join(dir, "id_ed25519.pub")));
+  installTools(root);
+  await populate(root, dataImage, opts);
+  writeFileSync(
+    path.join(dir, "sshd_config"),
+    renderSshdConfig({
+      address: "127.0.0.1",
+      port: 22,
+      dir,
+      extra: ["ForceCommand /usr/local/sbin/tvd-lab-session"],
+    }),
+  );
+  await runChecked(["/usr/sbin/sshd", "-t", "-f", path.join(dir, "sshd_config")]);
+
+  let holderPid = readPid(path.join(dir, "holder.pid"));
+  if (!alive(holderPid)) {
+    const binds = BOUND_DIRS.flatMap((d) => {
+      mkdirSync(path.join(root, d), { recursive: true });
+      return [path.join(root, d), d];
+    });
+    holderPid = spawnDetached(
+      [
+        "unshare",
+        "--mount",
+        "--net",
+        "--uts",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        holderScript(),
+        "holder",
+        opts.name,
+        dataImage,
+        ...binds,
+      ],
+      path.join(dir, "holder.log"),
+    );
+    writeFileSync(path.join(dir, "holder.pid"), `${holderPid}\n`);
+    // Mounted and lo up once `sleep` replaced the shell.
+    await waitFor(() => {
+      if (!alive(holderPid))
+        throw new Error(
+          `host ${opts.name} failed to start: ${readFileSync(path.join(dir, "holder.log"), "utf8")}`,
+        );
+      return readFileSync(`/proc/${holderPid}/cmdline`, "utf8").startsWith("sleep");
+    }, `host ${opts.name}'s namespaces`);
+  }
+
+  const sshdPid = readPid(path.join(dir, "sshd.pid"));
+  if (!alive(sshdPid)) {
+    await runChecked([
+      "nsenter",
+      "-t",
+      String(holderPid),
+      "-m",
+      "-n",
+      "-u",
+      "/usr/sbin/sshd",
+      "-f",
+      path.join(dir, "sshd_config"),
+      "-E",
+      path.join(dir, "sshd.log"),
+    ]);
+    await waitFor(() => alive(readPid(path.join(dir, "sshd.pid"))), `sshd on ${opts.name}`);
+  }
+
+  let forwarderPid = readPid(path.join(dir, "forwarder.pid"));
+  if (!alive(forwarderPid)) {
+    forwarderPid = spawnDetached(
+      [
+        "socat",
+        `TCP-LISTEN:${opts.port},bind=127.0.0.1,reuseaddr,fork`,
+        `EXEC:nsenter -t ${holderPid} -n socat STDIO TCP\\:127.0.0.1\\:22`,
+      ],
+      path.join(dir, "forwarder.log"),
+    );
+    writeFileSync(path.join(dir, "forwarder.pid"), `${forwarderPid}\n`);
+  }
+  await seedXenData(holderPid!);
+  await waitForSsh("127.0.0.1", opts.port);
+  return {
+    name: opts.name,
+    kind: "sim",
+    host: "127.0.0.1",
+    port: opts.port,
+    user: "root",
+    privateKeyPath: path.join(dir, "id_ed25519"),
+    hostKeyFingerprint: await fingerprintOfKeyFile(path.join(dir, "ssh_host_ed25519_key.pub")),
+    holderPid: holderPid!,
+    forwarderPid: forwarderPid!,
+    dir,
+  };
+}
+
+/** A small base image guests can be built from, on the host's own /var/lib/xen. */
+export const BASE_IMAGE = "/var/lib/xen/images/debian-base.raw";
+
+/** Puts the base image in place when /var/lib/xen lacks it (first start, after reset). */
+export async function seedXenData(holderPid: number): Promise<void> {
+  const script = [
+    'test -e "$1" && exit 0',
+    'mkdir -p "$(dirname "$1")"',
+    // A real filesystem image, as a template disk would be; 64 MiB keeps the lab small.
+    'truncate -s 64M "$1.tmp" && mkfs.ext4 -q -F -L tvd-base "$1.tmp" && mv "$1.tmp" "$1"',
+  ].join("\n");
+  const r = await inHost({ holderPid }, ["sh", "-c", script, "seed", BASE_IMAGE]);
+  if (r.code !== 0) throw new Error(`cannot create the base image: ${r.stderr}`);
+}
+
+/** Runs argv inside the host's namespaces (as root on that dom0), bypassing SSH. */
+export function inHost(record: Pick<LabHostRecord, "holderPid">, argv: string[]) {
+  return run(["nsenter", "-t", String(record.holderPid), "-m", "-n", "-u", ...argv]);
+}
+
+async function killAndWait(pid: number | undefined): Promise<void> {
+  if (!alive(pid)) return;
+  process.kill(pid!, "SIGTERM");
+  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) process.kill(pid!, "SIGKILL");
+}
+
+/** Stops the host: its swtpm processes, sshd, forwarder and namespace holder. Files stay. */
+export async function stopHost(dir: string): Promise<void> {
+  const holderPid = readPid(path.join(dir, "holder.pid"));
+  if (alive(holderPid)) {
+    // Every process in the host's mount namespace (swtpm, sshd and its sessions).
+    const ns = (pid: number) => {
+      try {
+        return readlinkSync(`/proc/${pid}/ns/mnt`);
+      } catch {
+        return undefined;
+      }
+    };
+    const hostNs = ns(holderPid!);
+    for (const entry of readdirSync("/proc")) {
+      const pid = Number(entry);
+      if (Number.isInteger(pid) && pid !== holderPid && hostNs && ns(pid) === hostNs) {
+        try {
+          process.kill(pid, "SIGTERM");
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }
+  await killAndWait(readPid(path.join(dir, "forwarder.pid")));
+  await killAndWait(readPid(path.join(dir, "sshd.pid")));
+  // The loop device behind /var/lib/xen is released with the namespace's last process.
+  await killAndWait(holderPid);
+}

@@ -1,0 +1,12 @@
+/** Entry point of the lab's `xl` (installed on each lab host as a wrapper that takes the host lock). */
+import { managerReady, runXl } from "./xl";
+
+const argv = process.argv.slice(2);
+if (argv[0] === "__manager-ready") {
+  managerReady(Number(argv[1]));
+} else {
+  const out = runXl(argv);
+  process.stdout.write(out.stdout);
+  process.stderr.write(out.stderr);
+  process.exitCode = out.exitCode;
+}

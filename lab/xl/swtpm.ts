@@ -1,0 +1,78 @@
+/**
+ * Each running vtpm-stubdom domain of the lab is a real software TPM (swtpm + libtpms) whose
+ * whole state lives inside that vTPM's disk image, as vtpm-stubdom keeps it on its disk:
+ * removing or recreating the image really resets the TPM.
+ *
+ * swtpm's file backend rewrites a regular file to the size of its state, so the image is
+ * attached to a loop device first: on a block device swtpm keeps a constant size, and the image
+ * keeps the size `dd` gave it.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import * as path from "node:path";
+import type { SwtpmProcess } from "./state";
+import { XlError } from "./specs";
+
+function run(argv: string[]): string {
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8" });
+  if (r.status !== 0) {
+    throw new XlError([`lab: ${argv.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`], 1);
+  }
+  return r.stdout.trim();
+}
+
+export function startSwtpm(o: { name: string; image: string; tpm2: boolean; runDir: string }): SwtpmProcess {
+  rmSync(o.runDir, { recursive: true, force: true });
+  mkdirSync(o.runDir, { recursive: true });
+  const loop = run(["losetup", "--find", "--show", o.image]);
+  const server = path.join(o.runDir, "tpm.sock");
+  // tpm2-tools' swtpm TCTI expects the control socket at "<server>.ctrl".
+  const ctrl = `${server}.ctrl`;
+  const pidFile = path.join(o.runDir, "swtpm.pid");
+  try {
+    run([
+      "swtpm",
+      "socket",
+      ...(o.tpm2 ? ["--tpm2"] : []),
+      "--tpmstate",
+      `backend-uri=file://${loop}`,
+      "--server",
+      `type=unixio,path=${server}`,
+      "--ctrl",
+      `type=unixio,path=${ctrl}`,
+      // Powered on and started, as vtpm-stubdom's TPM is when its domain runs.
+      "--flags",
+      "not-need-init,startup-clear",
+      "--daemon",
+      "--pid",
+      `file=${pidFile}`,
+      "--log",
+      `file=${path.join(o.runDir, "swtpm.log")},level=1`,
+    ]);
+  } catch (e) {
+    spawnSync("losetup", ["-d", loop]);
+    throw e;
+  }
+  const pid = Number(readFileSync(pidFile, "utf8").trim());
+  return { pid, server, ctrl, tpm2: o.tpm2, loop };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops the TPM cleanly (its state is flushed to the image) and releases the loop device. */
+export function stopSwtpm(p: SwtpmProcess): void {
+  if (alive(p.pid)) {
+    if (existsSync(p.ctrl)) spawnSync("swtpm_ioctl", ["--unix", p.ctrl, "-s"], { timeout: 5000 });
+    for (let i = 0; i < 100 && alive(p.pid); i++)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    if (alive(p.pid)) process.kill(p.pid, "SIGKILL");
+  }
+  if (p.loop) spawnSync("losetup", ["-d", p.loop]);
+}
