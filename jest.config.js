@@ -12,6 +12,13 @@ module.exports = {
       testEnvironment: "node",
     },
     {
+      displayName: "lab",
+      testMatch: ["<rootDir>/test/lab/**/*.test.ts"],
+      transform: { "^.+\\.ts$": tsJest },
+      testEnvironment: "node",
+      globalSetup: "<rootDir>/test/lab/global-setup.ts",
+    },
+    {
       displayName: "e2e",
       testMatch: ["<rootDir>/test/e2e/**/*.test.ts"],
       transform: { "^.+\\.ts$": tsJest },

@@ -34,6 +34,8 @@ export function run(
         stderr: Buffer.concat(err).toString("utf8"),
       });
     });
+    // A command that exits without reading its input is not an error of ours.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(opts.input ?? "");
   });
 }

@@ -87,12 +87,12 @@ function installTools(root: string): void {
   const lock = "/var/lib/tvd-lab/lab.lock";
   writeExecutable(
     path.join(bin, "xl"),
-    `#!/bin/sh\n# lab xl emulator (pulumi-tvd); all xl calls on this host serialize on one lock.\nexec flock ${lock} ${process.execPath} ${dist}/lab/xl/main.js "$@"\n`,
+    `#!/bin/sh\n# lab xl emulator (pulumi-tvd); all xl calls on this host serialize on one lock.\nNODE_COMPILE_CACHE=/var/lib/tvd-lab/node-cache exec flock ${lock} ${process.execPath} ${dist}/lab/xl/main.js "$@"\n`,
   );
   for (const cmd of ["xenstore-read", "xenstore-write", "xenstore-ls", "xenstore-list", "xenstore-rm"]) {
     writeExecutable(
       path.join(bin, cmd),
-      `#!/bin/sh\nexec flock ${lock} ${process.execPath} ${dist}/lab/xenstore/main.js ${cmd} "$@"\n`,
+      `#!/bin/sh\nNODE_COMPILE_CACHE=/var/lib/tvd-lab/node-cache exec flock ${lock} ${process.execPath} ${dist}/lab/xenstore/main.js ${cmd} "$@"\n`,
     );
   }
   writeExecutable(path.join(bin, "tvd-lab-session"), SESSION_WRAPPER);
@@ -169,12 +169,35 @@ async function populate(root: string, dataImage: string, opts: LabHostOptions): 
   }
 }
 
+/** Where root's home is on a lab host: its own, so this machine's shell startup files stay out. */
+export const LAB_ROOT_HOME = "/var/lib/tvd-lab/home/root";
+
+/**
+ * The host's /etc/passwd: this machine's, with root's home moved to LAB_ROOT_HOME. sshd runs
+ * commands through root's shell, and bash sources ~/.bashrc for SSH commands; a developer's
+ * .bashrc (pyenv, nvm...) can cost a second per command.
+ */
+function writeHostPasswd(dir: string, root: string): string {
+  mkdirSync(path.join(root, LAB_ROOT_HOME), { recursive: true });
+  const passwd = readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .map((line) => {
+      const f = line.split(":");
+      if (f[0] === "root" && f.length === 7) f[5] = LAB_ROOT_HOME;
+      return f.join(":");
+    })
+    .join("\n");
+  const file = path.join(dir, "passwd");
+  writeFileSync(file, passwd);
+  return file;
+}
+
 function holderScript(): string {
   // Arguments: <host name> <data image> then pairs of <source> <target> to bind; values arrive as argv.
   return [
     'hostname "$1"; img=$2; shift 2',
     `mkdir -p ${XEN_DATA} && mount -o loop "$img" ${XEN_DATA} || exit 1`,
-    'while [ "$#" -gt 0 ]; do mkdir -p "$2" && mount --bind "$1" "$2" || exit 1; shift 2; done',
+    'while [ "$#" -gt 0 ]; do { [ -e "$2" ] || mkdir -p "$2"; } && mount --bind "$1" "$2" || exit 1; shift 2; done',
     "ip link set lo up",
     // Holds the namespaces open; everything on the host lives as long as this does.
     "exec sleep infinity",
@@ -229,6 +252,7 @@ export async function ensureHost(opts: LabHostOptions): Promise<LabHostRecord> {
       mkdirSync(path.join(root, d), { recursive: true });
       return [path.join(root, d), d];
     });
+    binds.push(writeHostPasswd(dir, root), "/etc/passwd");
     holderPid = spawnDetached(
       [
         "unshare",

@@ -148,7 +148,8 @@ export function labStatus(stateDir: string): HostStatus[] {
  * vTPM's state is flushed to its image and no manager is torn down under its vTPMs.
  */
 async function destroyAllDomains(h: LabHostRecord): Promise<void> {
-  const script = "xl list | awk 'NR > 2 { print $2, $1 }' | sort -rn | while read -r id name; do xl destroy \"$name\"; done";
+  const script =
+    "xl list | awk 'NR > 2 { print $2, $1 }' | sort -rn | while read -r id name; do xl destroy \"$name\"; done";
   const r = await inHost(h, ["sh", "-c", script]);
   if (r.code !== 0) throw new Error(`destroying the domains of ${h.name} failed: ${r.stderr}`);
 }

@@ -182,8 +182,8 @@ function create(settings: HostSettings, args: string[]): XlOutput {
     bootConsole(settings, state, record);
     return { stdout: "", stderr: stderr.join("\n") + "\n", exitCode: 0 };
   } catch (e) {
-    if (e instanceof XlError) e = new XlError([...stderr, ...e.lines], e.exitCode);
-    throw e;
+    // "Parsing config from ..." comes first, as xl prints it before any problem is found.
+    throw e instanceof XlError ? new XlError([...stderr, ...e.lines], e.exitCode) : e;
   }
 }
 

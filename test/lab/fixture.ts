@@ -1,0 +1,99 @@
+/** A private lab for one test file: its own state dir and ports, torn down afterwards. */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { labDown, labHosts, labUp, type LabOptions } from "../../lab/lab";
+import type { LabHostRecord } from "../../lab/host";
+import { connectionSchema } from "../../provider/transport/connection";
+import { closeAllSessions, sessionFor, type ExecResult, type SshSession } from "../../provider/transport/ssh";
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A run of `count` free ports, so parallel test files and a running demo lab never collide. */
+async function freePortRange(count: number): Promise<number> {
+  for (;;) {
+    const first = 20000 + Math.floor(Math.random() * 20000);
+    const checks = await Promise.all(Array.from({ length: count }, (_, i) => portFree(first + i)));
+    if (checks.every(Boolean)) return first;
+  }
+}
+
+export interface TestLab {
+  readonly stateDir: string;
+  readonly hosts: LabHostRecord[];
+  host(name: string): LabHostRecord;
+  session(name: string): Promise<SshSession>;
+  /** Runs a shell script on a host over SSH; positional args are passed as $1... */
+  sh(name: string, script: string, ...args: string[]): Promise<ExecResult>;
+  xl(name: string, ...args: string[]): Promise<ExecResult>;
+  /** Writes a file on a host (through stdin, so content needs no quoting). */
+  writeFile(name: string, file: string, content: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startTestLab(opts: Omit<LabOptions, "firstPort">): Promise<TestLab> {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), "tvd-lab-"));
+  const firstPort = await freePortRange(opts.hosts);
+  await labUp(stateDir, { managerReadyDelaySec: 0.3, shutdownAckTimeoutSec: 1, ...opts, firstPort });
+  const hosts = labHosts(stateDir);
+  const host = (name: string) => {
+    const h = hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`no lab host ${name}`);
+    return h;
+  };
+  const session = (name: string) => {
+    const h = host(name);
+    return sessionFor(
+      connectionSchema.parse({
+        host: h.host,
+        port: h.port,
+        user: h.user,
+        privateKey: readFileSync(h.privateKeyPath, "utf8"),
+        hostKeyFingerprint: h.hostKeyFingerprint,
+      }),
+    );
+  };
+  const sh = async (name: string, script: string, ...args: string[]) =>
+    (await session(name)).run(["sh", "-c", script, "sh", ...args]);
+  return {
+    stateDir,
+    hosts,
+    host,
+    session,
+    sh,
+    xl: async (name, ...args) => (await session(name)).run(["xl", ...args]),
+    async writeFile(name, file, content) {
+      const r = await (
+        await session(name)
+      ).run(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "sh", file], {
+        stdin: content,
+      });
+      if (r.exitCode !== 0) throw new Error(`writing ${file} on ${name}: ${r.stderr}`);
+    },
+    async stop() {
+      await closeAllSessions();
+      await labDown(stateDir);
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Domain configs as the Xen docs write them. */
+export const cfg = {
+  manager: (name = "vtpmmgr", image = "/var/lib/xen/vtpm/mgr.img") =>
+    `name="${name}"\nkernel="/usr/lib/xen/boot/vtpmmgr-stubdom.gz"\nmemory=16\ndisk=["file:${image},hda,w"]\niomem=["fed40,5"]\n`,
+  vtpm: (name: string, uuid: string, opts: { backend?: string; image?: string; extra?: string } = {}) =>
+    `name="${name}"\nkernel="/usr/lib/xen/boot/vtpm-stubdom.gz"\nmemory=8\ndisk=["file:${opts.image ?? `/var/lib/xen/vtpm/${name}.img`},hda,w"]\nvtpm=["backend=${opts.backend ?? "vtpmmgr"},uuid=${uuid}"]\n` +
+    (opts.extra ? `extra="${opts.extra}"\n` : ""),
+  guest: (name: string, opts: { vtpm?: string; memory?: number; disk?: string } = {}) =>
+    `name="${name}"\nkernel="/usr/lib/xen/boot/vmlinuz"\nramdisk="/usr/lib/xen/boot/initrd.img"\nmemory=${opts.memory ?? 128}\nvcpus=1\n` +
+    `disk=["format=raw, vdev=xvda, access=rw, target=${opts.disk ?? "/var/lib/xen/images/debian-base.raw"}"]\n` +
+    (opts.vtpm ? `vtpm=["backend=${opts.vtpm}"]\n` : ""),
+};
