@@ -40,16 +40,20 @@ export async function dropConnections(h: LabHostRecord): Promise<void> {
 
 /** Fills the host's /var/lib/xen until no block is free. */
 export async function fillDisk(h: LabHostRecord): Promise<void> {
-  const r = await inHost(h, [
-    "sh",
-    "-c",
-    'free=$(df -P --block-size=1 /var/lib/xen | awk "NR == 2 { print \\$4 }"); fallocate -l "$free" /var/lib/xen/.lab-disk-filler',
-  ]);
+  // fallocate of exactly the free space ends in ENOSPC (metadata) with the blocks taken, so
+  // the result is checked, not fallocate's exit code.
+  const script = [
+    "avail() { df -P --block-size=1 /var/lib/xen | awk 'NR == 2 { print $4 }'; }",
+    'fallocate -l "$(avail)" /var/lib/xen/.lab-disk-filler 2>/dev/null',
+    "dd if=/dev/zero of=/var/lib/xen/.lab-disk-filler-tail bs=64k 2>/dev/null",
+    '[ "$(avail)" -lt 65536 ] || { echo "disk still has $(avail) bytes free" >&2; exit 1; }',
+  ].join("\n");
+  const r = await inHost(h, ["sh", "-c", script]);
   if (r.code !== 0) throw new Error(`fill-disk on ${h.name} failed: ${r.stderr}`);
 }
 
 /** Removes every fault: rules, latency, the disk filler. */
 export async function clearFaults(h: LabHostRecord): Promise<void> {
   for (const f of ["fail-rules", "latency-ms"]) rmSync(path.join(faultsDir(h), f), { force: true });
-  await inHost(h, ["rm", "-f", "/var/lib/xen/.lab-disk-filler"]);
+  await inHost(h, ["rm", "-f", "/var/lib/xen/.lab-disk-filler", "/var/lib/xen/.lab-disk-filler-tail"]);
 }

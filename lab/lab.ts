@@ -131,13 +131,14 @@ export function labStatus(stateDir: string): HostStatus[] {
       ...entryOf(h),
       running: alive(h.holderPid) && alive(h.forwarderPid),
       domains: state.domains.length,
+      // Unix sockets are files: this machine reaches them through the host's state dir.
       vtpms: state.domains
         .filter((d) => d.swtpm)
         .map((d) => ({
           domain: d.name,
           tpm: d.swtpm!.tpm2 ? "2.0" : "1.2",
-          server: d.swtpm!.server,
-          ctrl: d.swtpm!.ctrl,
+          server: path.join(h.dir, "root", d.swtpm!.server),
+          ctrl: path.join(h.dir, "root", d.swtpm!.ctrl),
         })),
     };
   });

@@ -1,64 +1,46 @@
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { mkdtempSync } from "node:fs";
-import { runChecked } from "../../lab/exec";
-import { freePort, startSshdHost, type SshdHost } from "../../lab/sshdHost";
+import type { LabHostRecord } from "../../lab/host";
+import { startTestLab, type TestLab } from "../support/lab";
 import { expectExit, TestStack } from "./pulumi";
 
 jest.setTimeout(10 * 60_000);
 
 const fixture = path.join(__dirname, "fixtures", "host-facts");
 
-/** Runs a command on the test host through the OpenSSH client, the way an operator would. */
-async function onHost(host: SshdHost, command: string): Promise<string> {
-  const r = await runChecked([
-    "ssh",
-    "-i",
-    host.privateKeyPath,
-    "-p",
-    String(host.port),
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "LogLevel=ERROR",
-    `${host.user}@${host.host}`,
-    command,
-  ]);
-  return r.stdout;
+let lab: TestLab;
+let host: LabHostRecord;
+
+beforeAll(async () => {
+  lab = await startTestLab({ hosts: 1 });
+  host = lab.host("dom0-a");
+});
+
+afterAll(async () => lab?.stop());
+
+/** The fixture's stack config for the lab host, with any value overridden. */
+function configFor(overrides: Record<string, string> = {}) {
+  const plain = {
+    host: host.host,
+    port: String(host.port),
+    hostKeyFingerprint: host.hostKeyFingerprint,
+    ...overrides,
+  };
+  return {
+    ...Object.fromEntries(Object.entries(plain).map(([k, v]) => [k, { value: v }])),
+    privateKey: { value: readFileSync(host.privateKeyPath, "utf8"), secret: true },
+  };
 }
 
 describe("HostFacts through the real Pulumi CLI", () => {
-  let stateDir: string;
-  let host: SshdHost;
   let stack: TestStack;
 
   beforeAll(async () => {
-    stateDir = mkdtempSync(path.join(os.tmpdir(), "tvd-sshd-"));
-    host = await startSshdHost({
-      name: "facts-a",
-      stateDir,
-      port: await freePort(),
-      mounts: [{ kind: "tmpfs", path: "/var/lib/xen", sizeMiB: 64 }],
-    });
-    stack = await TestStack.create({
-      programDir: fixture,
-      config: {
-        host: { value: host.host },
-        port: { value: String(host.port) },
-        privateKey: { value: readFileSync(host.privateKeyPath, "utf8"), secret: true },
-        hostKeyFingerprint: { value: host.hostKeyFingerprint },
-      },
-    });
+    stack = await TestStack.create({ programDir: fixture, config: configFor() });
   });
 
-  afterAll(async () => {
-    await stack?.dispose();
-    await host?.stop();
-    rmSync(stateDir, { recursive: true, force: true });
-  });
+  afterAll(async () => stack?.dispose());
 
   it("up records the host's facts", async () => {
     const up = await stack.up();
@@ -66,11 +48,13 @@ describe("HostFacts through the real Pulumi CLI", () => {
     expect(up.steps).toContainEqual(expect.objectContaining({ name: "dom0-a", op: "create" }));
     const out = await stack.outputs();
     expect(out.kernel).toBe(os.release());
+    // The lab host's xl reports Xen 4.17.7, as a Debian 12 dom0 does.
+    expect(out.xenVersion).toBe("4.17.7");
     expect(out.qemuImgVersion).toMatch(/^\d+\.\d+/);
     expect(out.swtpmVersion).toMatch(/^\d+\.\d+/);
-    // The host's private 64 MiB tmpfs, nearly empty.
-    expect(out.xenDataFreeMiB).toBeGreaterThan(60);
-    expect(out.xenDataFreeMiB).toBeLessThanOrEqual(64);
+    // The host's own 4 GiB /var/lib/xen, nearly empty.
+    expect(out.xenDataFreeMiB).toBeGreaterThan(3500);
+    expect(out.xenDataFreeMiB).toBeLessThanOrEqual(4096);
     expect(out.providerVersion).toBe(JSON.parse(readFileSync("package.json", "utf8")).version);
   });
 
@@ -89,13 +73,20 @@ describe("HostFacts through the real Pulumi CLI", () => {
   });
 
   it("preview --refresh shows a fact that changed on the host", async () => {
-    await onHost(host, "dd if=/dev/zero of=/var/lib/xen/filler bs=1M count=16 status=none");
+    const before = (await stack.outputs()).xenDataFreeMiB as number;
+    const dd = await lab.sh(
+      "dom0-a",
+      "dd if=/dev/zero of=/var/lib/xen/filler bs=1M count=64 status=none && sync",
+    );
+    expect(dd.exitCode).toBe(0);
     const preview = await stack.preview({ refresh: true });
     expectExit(preview);
     const refresh = preview.steps.find((s) => s.name === "dom0-a" && s.op === "refresh");
     expect(refresh?.changedOutputs).toEqual(["xenDataFreeMiB"]);
     const event = preview.events.find((e) => e.resOutputsEvent?.metadata.urn.endsWith("::dom0-a"));
-    expect(event?.resOutputsEvent?.metadata.new?.outputs?.xenDataFreeMiB).toBeLessThanOrEqual(48);
+    const after = event?.resOutputsEvent?.metadata.new?.outputs?.xenDataFreeMiB as number;
+    expect(before - after).toBeGreaterThanOrEqual(64);
+    expect(before - after).toBeLessThanOrEqual(65);
   });
 
   it("destroy removes the resource from the stack", async () => {
@@ -110,35 +101,14 @@ describe("HostFacts through the real Pulumi CLI", () => {
 });
 
 describe("HostFacts refuses what it must refuse", () => {
-  let stateDir: string;
-  let host: SshdHost;
   const stacks: TestStack[] = [];
-
-  beforeAll(async () => {
-    stateDir = mkdtempSync(path.join(os.tmpdir(), "tvd-sshd-"));
-    host = await startSshdHost({ name: "facts-b", stateDir, port: await freePort() });
-  });
 
   afterAll(async () => {
     for (const s of stacks) await s.dispose();
-    await host?.stop();
-    rmSync(stateDir, { recursive: true, force: true });
   });
 
-  async function stackWith(config: Record<string, string>): Promise<TestStack> {
-    const base = {
-      host: host.host,
-      port: String(host.port),
-      hostKeyFingerprint: host.hostKeyFingerprint,
-      ...config,
-    };
-    const stack = await TestStack.create({
-      programDir: fixture,
-      config: {
-        ...Object.fromEntries(Object.entries(base).map(([k, v]) => [k, { value: v }])),
-        privateKey: { value: readFileSync(host.privateKeyPath, "utf8"), secret: true },
-      },
-    });
+  async function stackWith(overrides: Record<string, string>): Promise<TestStack> {
+    const stack = await TestStack.create({ programDir: fixture, config: configFor(overrides) });
     stacks.push(stack);
     return stack;
   }

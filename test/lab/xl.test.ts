@@ -3,7 +3,7 @@
  * rejecting the bad one with real xl's message and exit code (../shared/xl-reference.md).
  */
 import { randomUUID } from "node:crypto";
-import { cfg, startTestLab, type TestLab } from "./fixture";
+import { cfg, startTestLab, type TestLab } from "../support/lab";
 
 jest.setTimeout(120_000);
 

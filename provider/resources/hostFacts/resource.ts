@@ -1,10 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import { serializableProvider } from "../../dynamic";
+import type { Inputs } from "../../inputs";
 import type { ConnectionArgs } from "../../transport/connection";
 
 export interface HostFactsArgs {
   /** How to reach the dom0. Stored as a secret: it holds the private key. */
-  readonly connection: pulumi.Input<ConnectionArgs>;
+  readonly connection: pulumi.Input<Inputs<ConnectionArgs>>;
   /**
    * Directory whose free space is reported (where vTPM images and overlays live).
    * @default "/var/lib/xen"

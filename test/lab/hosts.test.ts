@@ -1,0 +1,124 @@
+/**
+ * Lab hosts as hosts: isolated from each other, surviving an sshd restart, and the fault knobs
+ * acting where real failures would.
+ */
+import { readFileSync } from "node:fs";
+import { alive, ensureHost, inHost } from "../../lab/host";
+import {
+  clearFaults,
+  dropConnections,
+  failNext,
+  fillDisk,
+  pendingFailures,
+  setLatency,
+} from "../../lab/faults";
+import { labStatus } from "../../lab/lab";
+import { cfg, startTestLab, type TestLab } from "../support/lab";
+
+jest.setTimeout(120_000);
+
+let lab: TestLab;
+const [A, B] = ["dom0-a", "dom0-b"];
+
+beforeAll(async () => {
+  lab = await startTestLab({ hosts: 2, diskMiB: 256 });
+});
+
+afterAll(async () => lab?.stop());
+
+describe("each host is its own dom0", () => {
+  it("has its own Xen directories, hostname, network namespace and host key", async () => {
+    await lab.sh(A, "echo a > /etc/xen/only-on-a");
+    expect((await lab.sh(B, "test -e /etc/xen/only-on-a")).exitCode).toBe(1);
+    expect((await lab.sh(A, "hostname")).stdout).toBe("dom0-a\n");
+    expect((await lab.sh(B, "hostname")).stdout).toBe("dom0-b\n");
+    const links = await lab.sh(A, "ip -o link show | awk -F': ' '{ print $2 }'");
+    expect(links.stdout.trim()).toBe("lo");
+    // A link made on one host stays on that host.
+    expect((await lab.sh(A, "ip link add tvdbr0 type bridge")).exitCode).toBe(0);
+    expect((await lab.sh(A, "ip link show tvdbr0")).exitCode).toBe(0);
+    expect((await lab.sh(B, "ip link show tvdbr0")).exitCode).not.toBe(0);
+    expect(lab.host(A).hostKeyFingerprint).not.toBe(lab.host(B).hostKeyFingerprint);
+    expect((await lab.sh(A, "df -P /var/lib/xen | awk 'NR == 2 { print $2 }'")).stdout.trim()).toMatch(
+      /^2\d{5}$/,
+    );
+  });
+
+  it("has key-only login", () => {
+    const config = readFileSync(`${lab.host(A).dir}/sshd_config`, "utf8");
+    expect(config).toMatch(/^PasswordAuthentication no$/m);
+    expect(config).toMatch(/^KbdInteractiveAuthentication no$/m);
+  });
+
+  it("keeps its domains and files when sshd restarts", async () => {
+    await lab.writeFile(A, "/etc/xen/g1.cfg", cfg.guest("g1"));
+    expect((await lab.xl(A, "create", "/etc/xen/g1.cfg")).exitCode).toBe(0);
+    const sshdPid = Number(readFileSync(`${lab.host(A).dir}/sshd.pid`, "utf8"));
+    process.kill(sshdPid, "SIGTERM");
+    for (let i = 0; i < 50 && alive(sshdPid); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(sshdPid)).toBe(false);
+    await ensureHost({
+      name: A,
+      stateDir: lab.stateDir,
+      port: lab.host(A).port,
+      memoryMiB: 65536,
+      diskMiB: 256,
+      tpm2: false,
+      managerReadyDelaySec: 0.3,
+      shutdownAckTimeoutSec: 1,
+    });
+    expect((await lab.xl(A, "list")).stdout).toMatch(/^g1\s/m);
+    expect((await lab.sh(A, "cat /etc/xen/only-on-a")).stdout).toBe("a\n");
+    expect(labStatus(lab.stateDir).find((h) => h.name === A)?.running).toBe(true);
+  });
+});
+
+describe("fault knobs", () => {
+  afterEach(async () => clearFaults(lab.host(A)));
+
+  it("fails the next N commands matching a pattern, then lets them through", async () => {
+    failNext(lab.host(A), "^'xl' 'info'", 2);
+    const s = await lab.session(A);
+    expect((await s.run(["xl", "list"])).exitCode).toBe(0);
+    const first = await s.run(["xl", "info"]);
+    expect(first.exitCode).toBe(97);
+    expect(first.stderr).toContain("tvd-lab: injected failure");
+    expect((await s.run(["xl", "info"])).exitCode).toBe(97);
+    expect((await s.run(["xl", "info"])).exitCode).toBe(0);
+    expect(pendingFailures(lab.host(A))).toEqual([]);
+  });
+
+  it("adds latency to every command", async () => {
+    setLatency(lab.host(A), 400);
+    const s = await lab.session(A);
+    const started = Date.now();
+    expect((await s.run(["true"])).exitCode).toBe(0);
+    // A lower bound only: the knob's effect, not a timing goal.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+  });
+
+  it("drops SSH connections", async () => {
+    const s = await lab.session(A);
+    const long = s.run(["sleep", "30"]);
+    await new Promise((r) => setTimeout(r, 300));
+    await dropConnections(lab.host(A));
+    await expect(long).resolves.toMatchObject({ exitCode: null });
+    expect(s.isClosed).toBe(true);
+    // A new connection works.
+    expect((await (await lab.session(A)).run(["true"])).exitCode).toBe(0);
+  });
+
+  it("fills the disk, so writing an image fails with ENOSPC", async () => {
+    await fillDisk(lab.host(A));
+    const dd = await lab.sh(A, "dd if=/dev/zero of=/var/lib/xen/big.img bs=1M count=8 conv=excl status=none");
+    expect(dd.exitCode).not.toBe(0);
+    expect(dd.stderr).toContain("No space left on device");
+    await clearFaults(lab.host(A));
+    const after = await inHost(lab.host(A), [
+      "sh",
+      "-c",
+      "rm -f /var/lib/xen/big.img; dd if=/dev/zero of=/var/lib/xen/big.img bs=1M count=8 status=none",
+    ]);
+    expect(after.code).toBe(0);
+  });
+});
