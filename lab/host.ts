@@ -20,6 +20,7 @@ import {
 } from "node:fs";
 import * as path from "node:path";
 import { run, runChecked } from "./exec";
+import { alive } from "./proc";
 import { ensureKey, fingerprintOfKeyFile, renderSshdConfig, waitForSsh, type LabHostEntry } from "./sshd";
 import type { HostSettings } from "./xl/state";
 
@@ -58,15 +59,7 @@ function distDir(): string {
   throw new Error("cannot find the pulumi-tvd checkout");
 }
 
-export function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { alive };
 
 function readPid(file: string): number | undefined {
   if (!existsSync(file)) return undefined;

@@ -149,8 +149,12 @@ export function labStatus(stateDir: string): HostStatus[] {
  * vTPM's state is flushed to its image and no manager is torn down under its vTPMs.
  */
 async function destroyAllDomains(h: LabHostRecord): Promise<void> {
-  const script =
-    "xl list | awk 'NR > 2 { print $2, $1 }' | sort -rn | while read -r id name; do xl destroy \"$name\"; done";
+  // A domain already gone (destroyed by someone else meanwhile) is fine; what counts is the end.
+  const script = [
+    "xl list | awk 'NR > 2 { print $2, $1 }' | sort -rn | while read -r id name; do xl destroy \"$name\" 2>/dev/null; done",
+    "left=$(xl list | awk 'NR > 2' | wc -l)",
+    '[ "$left" -eq 0 ] || { echo "$left domain(s) still running" >&2; exit 1; }',
+  ].join("\n");
   const r = await inHost(h, ["sh", "-c", script]);
   if (r.code !== 0) throw new Error(`destroying the domains of ${h.name} failed: ${r.stderr}`);
 }
@@ -160,10 +164,12 @@ async function destroyAllDomains(h: LabHostRecord): Promise<void> {
  * processes stop. Files stay under the state dir until `reset`; `up` boots the hosts again.
  */
 export async function labDown(stateDir: string): Promise<void> {
-  for (const h of labHosts(stateDir)) {
-    if (alive(h.holderPid)) await destroyAllDomains(h);
-    await stopHost(h.dir);
-  }
+  await Promise.all(
+    labHosts(stateDir).map(async (h) => {
+      if (alive(h.holderPid)) await destroyAllDomains(h);
+      await stopHost(h.dir);
+    }),
+  );
   rmSync(inventoryPath(stateDir), { force: true });
 }
 

@@ -10,6 +10,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
+import { alive } from "../proc";
 import type { SwtpmProcess } from "./state";
 import { XlError } from "./specs";
 
@@ -55,15 +56,6 @@ export function startSwtpm(o: { name: string; image: string; tpm2: boolean; runD
   }
   const pid = Number(readFileSync(pidFile, "utf8").trim());
   return { pid, server, ctrl, tpm2: o.tpm2, loop };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Stops the TPM cleanly (its state is flushed to the image) and releases the loop device. */

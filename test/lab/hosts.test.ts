@@ -12,7 +12,7 @@ import {
   pendingFailures,
   setLatency,
 } from "../../lab/faults";
-import { labStatus } from "../../lab/lab";
+import { labHosts, labStatus, labUp } from "../../lab/lab";
 import { cfg, startTestLab, type TestLab } from "../support/lab";
 
 jest.setTimeout(120_000);
@@ -42,6 +42,18 @@ describe("each host is its own dom0", () => {
     expect((await lab.sh(A, "df -P /var/lib/xen | awk 'NR == 2 { print $2 }'")).stdout.trim()).toMatch(
       /^2\d{5}$/,
     );
+  });
+
+  it("comes up idempotently: a second up keeps hosts, keys and domains", async () => {
+    await lab.writeFile(A, "/etc/xen/keep.cfg", cfg.guest("keep"));
+    expect((await lab.xl(A, "create", "/etc/xen/keep.cfg")).exitCode).toBe(0);
+    const again = await labUp(lab.stateDir, { hosts: 2 });
+    expect(again.hosts.map((h) => [h.name, h.port, h.hostKeyFingerprint])).toEqual(
+      lab.hosts.map((h) => [h.name, h.port, h.hostKeyFingerprint]),
+    );
+    expect(labHosts(lab.stateDir).map((h) => h.holderPid)).toEqual(lab.hosts.map((h) => h.holderPid));
+    expect((await lab.xl(A, "list")).stdout).toMatch(/^keep\s/m);
+    await lab.xl(A, "destroy", "keep");
   });
 
   it("has key-only login", () => {

@@ -159,8 +159,7 @@ describe("domain rules", () => {
   });
 
   it("prints 'Waiting for commands' on the manager's console once ready", async () => {
-    const log = await lab.sh(A, "cat /var/log/xen/console/guest-vtpmmgr.log");
-    expect(log.stdout).toContain("INFO[VTPM]: Waiting for commands from vTPM's:");
+    await lab.waitForConsole(A, "vtpmmgr", "INFO[VTPM]: Waiting for commands from vTPM's:");
   });
 
   it("lets the manager ignore shutdown: it must be destroyed", async () => {
@@ -175,7 +174,7 @@ describe("domain rules", () => {
   it("destroys a manager under its vTPMs as xl would, but not cleanly: the next start warns", async () => {
     await lab.sh(A, "dd if=/dev/zero of=/var/lib/xen/vtpm/mgr2.img bs=16M count=1 status=none");
     expect((await create("mgr2", cfg.manager("mgr2", "/var/lib/xen/vtpm/mgr2.img"))).exitCode).toBe(0);
-    await new Promise((r) => setTimeout(r, 800));
+    await lab.waitForConsole(A, "mgr2", "Waiting for commands");
     await vtpmImage("user2");
     expect((await create("user2", cfg.vtpm("user2", randomUUID(), { backend: "mgr2" }))).exitCode).toBe(0);
     const destroyed = await lab.xl(A, "destroy", "mgr2");
@@ -189,7 +188,6 @@ describe("domain rules", () => {
     expect((await lab.sh(A, "cat /var/log/xen/console/guest-mgr2.log")).stdout).toContain(
       "manager storage was not shut down cleanly",
     );
-    await new Promise((r) => setTimeout(r, 800));
     await lab.xl(A, "destroy", "mgr2");
   });
 });

@@ -33,6 +33,8 @@ export interface TestLab {
   /** Runs a shell script on a host over SSH; positional args are passed as $1... */
   sh(name: string, script: string, ...args: string[]): Promise<ExecResult>;
   xl(name: string, ...args: string[]): Promise<ExecResult>;
+  /** Waits until a domain's console log contains `text` (a manager getting ready, say). */
+  waitForConsole(name: string, domain: string, text: string, timeoutMs?: number): Promise<void>;
   /** Writes a file on a host (through stdin, so content needs no quoting). */
   writeFile(name: string, file: string, content: string): Promise<void>;
   stop(): Promise<void>;
@@ -69,6 +71,16 @@ export async function startTestLab(opts: Omit<LabOptions, "firstPort">): Promise
     session,
     sh,
     xl: async (name, ...args) => (await session(name)).run(["xl", ...args]),
+    async waitForConsole(name, domain, text, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const log = await sh(name, 'cat "/var/log/xen/console/guest-$1.log" 2>/dev/null', domain);
+        if (log.stdout.includes(text)) return;
+        if (Date.now() > deadline)
+          throw new Error(`${domain} on ${name} never printed ${JSON.stringify(text)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
     async writeFile(name, file, content) {
       const r = await (
         await session(name)
