@@ -1,0 +1,129 @@
+/**
+ * The three kinds of domain pulumi-tvd writes, as Xen's vTPM documentation configures them.
+ * Pure: inputs are validated before they get here.
+ */
+import type { XlConfig } from "./config";
+
+export const VTPMMGR_KERNEL = "/usr/lib/xen/boot/vtpmmgr-stubdom.gz";
+export const VTPM_KERNEL = "/usr/lib/xen/boot/vtpm-stubdom.gz";
+
+/** A raw image file as a stub domain's first disk, in the docs' legacy syntax. */
+function stubdomDisk(image: string): string {
+  return `file:${image},hda,w`;
+}
+
+export interface VtpmManagerDomain {
+  readonly name: string;
+  readonly kernel: string;
+  readonly memoryMiB: number;
+  readonly image: string;
+  /** TPM MMIO pages the manager may map, e.g. "fed40,5" (all five localities). */
+  readonly iomem: readonly string[];
+  readonly tpmLocality?: number;
+  readonly tpm2?: boolean;
+  readonly tpmDriver?: "tpm_tis" | "tpmfront";
+  /** Secrets: written into the config's extra= line, which the manager reads as its cmdline. */
+  readonly ownerAuth?: string;
+  readonly srkAuth?: string;
+}
+
+export function renderVtpmManagerConfig(d: VtpmManagerDomain): XlConfig {
+  const extra = [
+    d.tpmLocality !== undefined ? `tpmlocality=${d.tpmLocality}` : undefined,
+    d.tpm2 ? "tpm2=1" : undefined,
+    d.tpmDriver ? `tpmdriver=${d.tpmDriver}` : undefined,
+    d.ownerAuth !== undefined ? `owner_auth=${d.ownerAuth}` : undefined,
+    d.srkAuth !== undefined ? `srk_auth=${d.srkAuth}` : undefined,
+  ].filter((x): x is string => x !== undefined);
+  return [
+    ["name", d.name],
+    ["kernel", d.kernel],
+    ["memory", d.memoryMiB],
+    ["disk", [stubdomDisk(d.image)]],
+    ["iomem", d.iomem],
+    ...(extra.length ? ([["extra", extra.join(" ")]] as const) : []),
+  ];
+}
+
+export interface VtpmDomain {
+  readonly name: string;
+  readonly kernel: string;
+  readonly memoryMiB: number;
+  readonly image: string;
+  /** The vTPM manager domain's name. */
+  readonly manager: string;
+  /** Identifies this vTPM to the manager; changing it loses the vTPM's keys. */
+  readonly uuid: string;
+  readonly logLevel?: "error" | "info" | "debug";
+  /** PCRs initialised from the hardware TPM, e.g. "0-7" or "all". */
+  readonly hwInitPcr?: string;
+  readonly maintCmds?: boolean;
+}
+
+export function renderVtpmConfig(d: VtpmDomain): XlConfig {
+  const extra = [
+    d.logLevel ? `loglevel=${d.logLevel}` : undefined,
+    d.hwInitPcr ? `hwinitpcr=${d.hwInitPcr}` : undefined,
+    d.maintCmds !== undefined ? `maintcmds=${d.maintCmds ? 1 : 0}` : undefined,
+  ].filter((x): x is string => x !== undefined);
+  return [
+    ["name", d.name],
+    ["kernel", d.kernel],
+    ["memory", d.memoryMiB],
+    ["disk", [stubdomDisk(d.image)]],
+    ["vtpm", [`backend=${d.manager},uuid=${d.uuid}`]],
+    ...(extra.length ? ([["extra", extra.join(" ")]] as const) : []),
+  ];
+}
+
+export interface GuestDisk {
+  readonly target: string;
+  readonly format: "qcow2" | "raw";
+  readonly vdev: string;
+  readonly access: "rw" | "ro";
+}
+
+/** The modern xl disk spec; target= comes last, as xl-disk-configuration requires. */
+export function renderDiskSpec(d: GuestDisk): string {
+  return `format=${d.format}, vdev=${d.vdev}, access=${d.access}, target=${d.target}`;
+}
+
+export type GuestBoot =
+  | { readonly kind: "direct"; readonly kernel: string; readonly ramdisk?: string; readonly cmdline?: string }
+  /** pv-grub measures the kernel into PCR 4 and cmdline + initrd into PCR 5 before booting. */
+  | { readonly kind: "pvgrub"; readonly kernel: string; readonly extra?: string };
+
+export interface GuestDomain {
+  readonly name: string;
+  readonly memoryMiB: number;
+  readonly vcpus: number;
+  readonly boot: GuestBoot;
+  readonly disks: readonly GuestDisk[];
+  readonly vifs: ReadonlyArray<{ readonly bridge: string; readonly mac?: string }>;
+  /** The guest's own vtpm-stubdom domain. */
+  readonly vtpmBackend?: string;
+}
+
+export function renderGuestConfig(d: GuestDomain): XlConfig {
+  const boot: XlConfig =
+    d.boot.kind === "direct"
+      ? [
+          ["kernel", d.boot.kernel],
+          ...(d.boot.ramdisk ? ([["ramdisk", d.boot.ramdisk]] as const) : []),
+          ...(d.boot.cmdline ? ([["cmdline", d.boot.cmdline]] as const) : []),
+        ]
+      : [["kernel", d.boot.kernel], ...(d.boot.extra ? ([["extra", d.boot.extra]] as const) : [])];
+  return [
+    ["name", d.name],
+    ["memory", d.memoryMiB],
+    ["vcpus", d.vcpus],
+    ...boot,
+    ["disk", d.disks.map(renderDiskSpec)],
+    ...(d.vifs.length
+      ? ([
+          ["vif", d.vifs.map((v) => (v.mac ? `bridge=${v.bridge},mac=${v.mac}` : `bridge=${v.bridge}`))],
+        ] as const)
+      : []),
+    ...(d.vtpmBackend ? ([["vtpm", [`backend=${d.vtpmBackend}`]]] as const) : []),
+  ];
+}
