@@ -25,7 +25,7 @@ const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 function quote(s: string): string {
   // Control characters never reach here from validated inputs; refuse rather than guess.
-  if (/[\x00-\x1f\x7f]/.test(s))
+  if ([...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f))
     throw new Error(`cannot write a control character into an xl config: ${JSON.stringify(s)}`);
   return `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 }
