@@ -25,6 +25,10 @@ export interface ExecOptions {
 /** sshd's MaxSessions defaults to 10 channels per connection; stay below it. */
 const DEFAULT_CHANNELS_PER_HOST = 8;
 const CONNECT_ATTEMPTS = 4;
+const CHANNEL_ATTEMPTS = 8;
+
+/** The server refused one channel; the connection itself is fine. */
+class ChannelRefused extends Error {}
 
 /** Appends one line per connect and round trip to $PULUMI_TVD_STATS, for benchmarks and tests. */
 function recordStat(event: "connect" | "exec", endpoint: string): void {
@@ -147,7 +151,18 @@ export class SshSession {
     this.socket.ref();
     try {
       recordStat("exec", this.endpoint);
-      return await this.execOnce(command, argv, opts);
+      // sshd frees a session slot a moment after the channel closes on our side, so a burst can
+      // briefly exceed MaxSessions; a refused channel open is retried, a broken connection not.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.execOnce(command, argv, opts);
+        } catch (err) {
+          if (!(err instanceof ChannelRefused) || attempt >= CHANNEL_ATTEMPTS || this.closed) {
+            throw err instanceof ChannelRefused ? new ConnectionError(this.endpoint, err.message) : err;
+          }
+          await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+        }
+      }
     } finally {
       release();
       if (--this.inFlight === 0) this.socket.unref();
@@ -168,7 +183,7 @@ export class SshSession {
     return new Promise((resolve, reject) => {
       this.client.exec(command, (err: Error | undefined, channel: ClientChannel) => {
         if (err) {
-          reject(new ConnectionError(this.endpoint, `could not open a channel: ${err.message}`));
+          reject(new ChannelRefused(`could not open a channel: ${err.message}`));
           return;
         }
         const out: Buffer[] = [];

@@ -1,43 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { joinArgv, quoteArg } from "../../provider/transport/quote";
-
-/** Strings an attacker, or an unlucky user, could put in a name or path. */
-export const HOSTILE = [
-  "plain",
-  "",
-  " ",
-  "two words",
-  "it's",
-  "'",
-  "''",
-  '"double"',
-  "$(touch /tmp/pwned)",
-  "`touch /tmp/pwned`",
-  "${HOME}",
-  "$HOME",
-  "a;b",
-  "a && b",
-  "a | b",
-  "a > /tmp/x",
-  "line1\nline2",
-  "tab\there",
-  "\r\n",
-  "*",
-  "/etc/*",
-  "?",
-  "[a-z]",
-  "~root",
-  "-rf",
-  "--help",
-  "-",
-  "\\",
-  "back\\slash",
-  "!event",
-  "#comment",
-  "ünïcødé ✓ 🔐",
-  "%s%n",
-  "a\u0000b".replace("\u0000", ""),
-];
+import { HOSTILE } from "../support/hostile";
 
 describe("quoteArg", () => {
   it.each(HOSTILE.map((s) => [JSON.stringify(s), s]))(
