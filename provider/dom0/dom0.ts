@@ -1,6 +1,53 @@
 import type { Connection } from "../transport/connection";
-import { sessionFor, type SshSession } from "../transport/ssh";
+import { RemoteCommandError } from "../transport/errors";
+import { sessionFor, type ExecResult, type SshSession } from "../transport/ssh";
 import { parseFacts, probeFactsArgv, type HostFactsReport } from "./facts";
+import {
+  CREATE_OVERLAY,
+  CREATE_RAW_IMAGE,
+  EXIT_EXISTS,
+  EXIT_MISSING,
+  LOCK_DIR,
+  WRITE_FILE_ATOMIC,
+} from "./scripts";
+
+/** Something that must never be overwritten (a vTPM image, an overlay) already exists. */
+export class ArtifactExistsError extends Error {
+  constructor(
+    readonly endpoint: string,
+    readonly path: string,
+  ) {
+    super(`${path} already exists on ${endpoint}; pulumi-tvd never overwrites it`);
+    this.name = "ArtifactExistsError";
+  }
+}
+
+/** An input the operation needs (a base image) is not on the dom0. */
+export class ArtifactMissingError extends Error {
+  constructor(
+    readonly endpoint: string,
+    readonly path: string,
+  ) {
+    super(`${path} does not exist on ${endpoint}`);
+    this.name = "ArtifactMissingError";
+  }
+}
+
+/** Lock names are artifact names (validated domain names); the path is built here, once. */
+function lockPath(name: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name))
+    throw new Error(`invalid lock name ${JSON.stringify(name)}`);
+  return `${LOCK_DIR}/${name}.lock`;
+}
+
+/**
+ * argv run while holding the dom0-side lock named `lockName`, waiting up to two minutes for it.
+ * The lock lives on the dom0, so it also holds between two stacks or two machines.
+ */
+export function withLock(lockName: string, argv: readonly string[]): string[] {
+  const script = 'l=$1; shift; mkdir -p -- "$(dirname -- "$l")" && exec flock -w 120 -- "$l" "$@"';
+  return ["sh", "-c", script, "lock", lockPath(lockName), ...argv];
+}
 
 /** Typed operations on one dom0. Each method is one round trip unless it says otherwise. */
 export class Dom0 {
@@ -10,8 +57,51 @@ export class Dom0 {
     return new Dom0(await sessionFor(conn));
   }
 
+  get endpoint(): string {
+    return this.session.endpoint;
+  }
+
   async probeFacts(xenDataDir: string): Promise<HostFactsReport> {
     const { stdout } = await this.session.check(probeFactsArgv(xenDataDir));
     return parseFacts(stdout);
+  }
+
+  private async script(
+    script: string,
+    args: readonly string[],
+    opts: { lock?: string; stdin?: string } = {},
+  ): Promise<ExecResult> {
+    const argv = ["sh", "-c", script, "pulumi-tvd", ...args];
+    return this.session.run(opts.lock ? withLock(opts.lock, argv) : argv, { stdin: opts.stdin });
+  }
+
+  private fail(argv: readonly string[], r: ExecResult, path: string): never {
+    if (r.exitCode === EXIT_EXISTS) throw new ArtifactExistsError(this.endpoint, path);
+    if (r.exitCode === EXIT_MISSING) throw new ArtifactMissingError(this.endpoint, path);
+    throw new RemoteCommandError(this.endpoint, argv.join(" "), r.exitCode, r.stderr);
+  }
+
+  /** A zero-filled raw image of `sizeMiB` (what `dd` makes for vTPMs); never overwrites. */
+  async createRawImage(path: string, sizeMiB: number, lock?: string): Promise<void> {
+    const r = await this.script(CREATE_RAW_IMAGE, [path, String(sizeMiB)], { lock });
+    if (r.exitCode !== 0) this.fail(["create raw image", path], r, path);
+  }
+
+  /** Replaces a file atomically: readers see the old content or the new, never a part. */
+  async writeFileAtomic(path: string, content: string, mode = "0644", lock?: string): Promise<void> {
+    const r = await this.script(WRITE_FILE_ATOMIC, [path, mode], { lock, stdin: content });
+    if (r.exitCode !== 0) this.fail(["write", path], r, path);
+  }
+
+  /** A qcow2 overlay on `base` (O(1), no copy); never overwrites an existing overlay. */
+  async createOverlay(
+    base: string,
+    baseFormat: "raw" | "qcow2",
+    overlay: string,
+    lock?: string,
+  ): Promise<void> {
+    const r = await this.script(CREATE_OVERLAY, [base, baseFormat, overlay], { lock });
+    if (r.exitCode !== 0)
+      this.fail(["create overlay", overlay], r, r.exitCode === EXIT_MISSING ? base : overlay);
   }
 }

@@ -1,0 +1,53 @@
+/**
+ * The shell scripts pulumi-tvd runs on a dom0. Each is a constant: user values (paths, sizes)
+ * arrive only as positional arguments ($1, $2...) through the quoting transport, and content
+ * arrives on stdin. Each script is one SSH round trip.
+ */
+
+/** Exit code of a script that refused to overwrite something that exists (EEXIST). */
+export const EXIT_EXISTS = 17;
+/** Exit code of a script whose input file is missing (ENOENT). */
+export const EXIT_MISSING = 2;
+
+/**
+ * $1 path, $2 size in MiB. Writes the image under a temporary name, then hard-links it into
+ * place: `ln` never replaces an existing file, and a dd cut short (disk full, dropped
+ * connection) leaves no half-written image at the final path, which `dd conv=excl` alone would.
+ */
+export const CREATE_RAW_IMAGE = `set -eu
+p=$1; n=$2
+mkdir -p -- "$(dirname -- "$p")"
+if [ -e "$p" ]; then echo "refusing to overwrite $p: it exists" >&2; exit ${EXIT_EXISTS}; fi
+tmp=$(mktemp -- "$p.partial.XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+dd if=/dev/zero of="$tmp" bs=1M count="$n" conv=fsync status=none
+if ! ln -- "$tmp" "$p" 2>/dev/null; then echo "refusing to overwrite $p: it exists" >&2; exit ${EXIT_EXISTS}; fi
+`;
+
+/** $1 path, $2 octal mode; content on stdin. Replaces the file atomically (rename). */
+export const WRITE_FILE_ATOMIC = `set -eu
+p=$1; mode=$2
+mkdir -p -- "$(dirname -- "$p")"
+tmp=$(mktemp -- "$p.partial.XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cat > "$tmp"
+chmod -- "$mode" "$tmp"
+sync -- "$tmp"
+mv -f -- "$tmp" "$p"
+trap - EXIT
+`;
+
+/** $1 base image, $2 its format, $3 overlay. Never replaces an existing overlay. */
+export const CREATE_OVERLAY = `set -eu
+base=$1; fmt=$2; p=$3
+if [ ! -f "$base" ]; then echo "base image $base does not exist" >&2; exit ${EXIT_MISSING}; fi
+if [ -e "$p" ]; then echo "refusing to overwrite $p: it exists" >&2; exit ${EXIT_EXISTS}; fi
+mkdir -p -- "$(dirname -- "$p")"
+tmp=$(mktemp -- "$p.partial.XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+qemu-img create -q -f qcow2 -F "$fmt" -b "$base" "$tmp"
+if ! ln -- "$tmp" "$p" 2>/dev/null; then echo "refusing to overwrite $p: it exists" >&2; exit ${EXIT_EXISTS}; fi
+`;
+
+/** Per-artifact locks, on the dom0 itself, so two stacks or two runs cannot interleave. */
+export const LOCK_DIR = "/var/lib/xen/pulumi-tvd/locks";

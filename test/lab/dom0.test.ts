@@ -1,0 +1,125 @@
+/** Dom0 operations against a lab host: nothing overwritten, nothing half-written, locks hold. */
+import { clearFaults, fillDisk } from "../../lab/faults";
+import { ArtifactExistsError, ArtifactMissingError, Dom0, withLock } from "../../provider/dom0/dom0";
+import { connectionSchema } from "../../provider/transport/connection";
+import { HOSTILE } from "../support/hostile";
+import { startTestLab, type TestLab } from "../support/lab";
+import { readFileSync } from "node:fs";
+
+jest.setTimeout(120_000);
+
+let lab: TestLab;
+let dom0: Dom0;
+const A = "dom0-a";
+
+beforeAll(async () => {
+  lab = await startTestLab({ hosts: 1, diskMiB: 256 });
+  const h = lab.host(A);
+  dom0 = await Dom0.connect(
+    connectionSchema.parse({
+      host: h.host,
+      port: h.port,
+      privateKey: readFileSync(h.privateKeyPath, "utf8"),
+      hostKeyFingerprint: h.hostKeyFingerprint,
+    }),
+  );
+});
+
+afterAll(async () => lab?.stop());
+
+const sh = (script: string, ...args: string[]) => lab.sh(A, script, ...args);
+const leftovers = async (dir: string) => (await sh('ls -A "$1" | grep partial || true', dir)).stdout;
+
+describe("createRawImage", () => {
+  it("makes a zero-filled image of the asked size, creating its directory", async () => {
+    await dom0.createRawImage("/var/lib/xen/vtpm/new/a.img", 8);
+    expect((await sh("stat -c %s /var/lib/xen/vtpm/new/a.img")).stdout.trim()).toBe(String(8 * 1024 * 1024));
+    expect((await sh("cmp -n 8388608 /var/lib/xen/vtpm/new/a.img /dev/zero && echo zero")).stdout).toBe(
+      "zero\n",
+    );
+  });
+
+  it("never overwrites an existing image, and leaves it untouched", async () => {
+    await sh("printf KEYS | dd of=/var/lib/xen/vtpm/new/a.img conv=notrunc status=none");
+    await expect(dom0.createRawImage("/var/lib/xen/vtpm/new/a.img", 8)).rejects.toThrow(ArtifactExistsError);
+    expect((await sh("head -c 4 /var/lib/xen/vtpm/new/a.img")).stdout).toBe("KEYS");
+    expect(await leftovers("/var/lib/xen/vtpm/new")).toBe("");
+  });
+
+  it("leaves nothing behind when the disk is full", async () => {
+    await fillDisk(lab.host(A));
+    try {
+      await expect(dom0.createRawImage("/var/lib/xen/vtpm/new/full.img", 16)).rejects.toThrow(
+        /No space left on device/,
+      );
+      expect((await sh("test -e /var/lib/xen/vtpm/new/full.img")).exitCode).toBe(1);
+      expect(await leftovers("/var/lib/xen/vtpm/new")).toBe("");
+    } finally {
+      await clearFaults(lab.host(A));
+    }
+  });
+});
+
+describe("writeFileAtomic", () => {
+  it("writes content literally with the asked mode", async () => {
+    const content = HOSTILE.join("\n") + "\n";
+    await dom0.writeFileAtomic("/etc/xen/hostile.cfg", content, "0600");
+    expect((await sh("cat /etc/xen/hostile.cfg")).stdout).toBe(content);
+    expect((await sh("stat -c %a /etc/xen/hostile.cfg")).stdout.trim()).toBe("600");
+    expect((await sh("test -e /tmp/pwned")).exitCode).toBe(1);
+  });
+
+  it("keeps the old file whole when the new one cannot be written", async () => {
+    await dom0.writeFileAtomic("/var/lib/xen/keep.cfg", 'name="old"\n');
+    await fillDisk(lab.host(A));
+    try {
+      await expect(
+        dom0.writeFileAtomic("/var/lib/xen/keep.cfg", "x".repeat(4 * 1024 * 1024)),
+      ).rejects.toThrow();
+      expect((await sh("cat /var/lib/xen/keep.cfg")).stdout).toBe('name="old"\n');
+      expect(await leftovers("/var/lib/xen")).toBe("");
+    } finally {
+      await clearFaults(lab.host(A));
+    }
+  });
+});
+
+describe("createOverlay", () => {
+  const base = "/var/lib/xen/images/debian-base.raw";
+
+  it("makes a qcow2 overlay backed by the base, without copying it", async () => {
+    await dom0.createOverlay(base, "raw", "/var/lib/xen/images/g1.qcow2");
+    const info = JSON.parse((await sh("qemu-img info --output=json /var/lib/xen/images/g1.qcow2")).stdout);
+    expect(info).toMatchObject({
+      format: "qcow2",
+      "backing-filename": base,
+      "backing-filename-format": "raw",
+    });
+    expect(info["actual-size"]).toBeLessThan(1024 * 1024);
+  });
+
+  it("refuses a missing base and an existing overlay", async () => {
+    await expect(
+      dom0.createOverlay("/var/lib/xen/images/nope.raw", "raw", "/var/lib/xen/images/g2.qcow2"),
+    ).rejects.toThrow(ArtifactMissingError);
+    await expect(dom0.createOverlay(base, "raw", "/var/lib/xen/images/g1.qcow2")).rejects.toThrow(
+      ArtifactExistsError,
+    );
+  });
+});
+
+describe("withLock", () => {
+  it("serializes two commands holding the same lock", async () => {
+    const s = await lab.session(A);
+    const stamp = ["sh", "-c", "date +%s%N; sleep 0.4; date +%s%N"];
+    const [a, b] = await Promise.all([s.run(withLock("vtpm1", stamp)), s.run(withLock("vtpm1", stamp))]);
+    const [a0, a1] = a.stdout.trim().split("\n").map(BigInt);
+    const [b0, b1] = b.stdout.trim().split("\n").map(BigInt);
+    // One ran entirely before the other.
+    expect(a1 <= b0 || b1 <= a0).toBe(true);
+  });
+
+  it("refuses a lock name that is not an artifact name", () => {
+    expect(() => withLock("../etc/passwd", ["true"])).toThrow(/invalid lock name/);
+  });
+});
