@@ -2,11 +2,13 @@ import type { Connection } from "../transport/connection";
 import { RemoteCommandError } from "../transport/errors";
 import { sessionFor, type ExecResult, type SshSession } from "../transport/ssh";
 import { parseFacts, probeFactsArgv, type HostFactsReport } from "./facts";
+import { inspectArgs, parseInspection, type Inspection, type InspectTarget } from "./inspect";
 import {
   CREATE_OVERLAY,
   CREATE_RAW_IMAGE,
   EXIT_EXISTS,
   EXIT_MISSING,
+  INSPECT,
   LOCK_DIR,
   WRITE_FILE_ATOMIC,
 } from "./scripts";
@@ -103,5 +105,13 @@ export class Dom0 {
     const r = await this.script(CREATE_OVERLAY, [base, baseFormat, overlay], { lock });
     if (r.exitCode !== 0)
       this.fail(["create overlay", overlay], r, r.exitCode === EXIT_MISSING ? base : overlay);
+  }
+
+  /** What is really on the dom0 for one domain and its artifacts: one round trip, read only. */
+  async inspect(domain: string, targets: readonly InspectTarget[]): Promise<Inspection> {
+    const r = await this.script(INSPECT, inspectArgs(domain, targets));
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(this.endpoint, `inspect ${domain}`, r.exitCode, r.stderr);
+    return parseInspection(r.stdout);
   }
 }

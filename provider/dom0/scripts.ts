@@ -51,3 +51,23 @@ if ! ln -- "$tmp" "$p" 2>/dev/null; then echo "refusing to overwrite $p: it exis
 
 /** Per-artifact locks, on the dom0 itself, so two stacks or two runs cannot interleave. */
 export const LOCK_DIR = "/var/lib/xen/pulumi-tvd/locks";
+
+/**
+ * Everything `read` needs about one domain and its artifacts, in one round trip.
+ * $1 domain name, then role=path arguments: config=<xl.cfg>, image=<raw image>,
+ * overlay=<qcow2>. Prints `key<TAB>base64(value)` lines (see parseInspection).
+ */
+export const INSPECT = `set -u
+emit() { printf '%s\\t%s\\n' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
+dom=$1; shift
+out=$(xl list -l "$dom" 2>&1); emit xl-list-rc "$?"; emit xl-list "$out"
+out=$(xl vtpm-list "$dom" 2>&1); emit vtpm-list "$out"
+for a in "$@"; do
+  role=\${a%%=*}; p=\${a#*=}
+  if [ -e "$p" ]; then emit "size:$p" "$(stat -c %s -- "$p")"; else emit "missing:$p" ""; continue; fi
+  case $role in
+    config) emit "content:$p" "$(cat -- "$p")" ;;
+    overlay) emit "qemu:$p" "$(qemu-img info --output=json -U -- "$p" 2>&1)" ;;
+  esac
+done
+`;

@@ -123,3 +123,54 @@ describe("withLock", () => {
     expect(() => withLock("../etc/passwd", ["true"])).toThrow(/invalid lock name/);
   });
 });
+
+describe("inspect", () => {
+  it("reports a running vTPM domain, its config, image and overlay in one round trip", async () => {
+    await dom0.createRawImage("/var/lib/xen/vtpm/mgr.img", 16);
+    await dom0.writeFileAtomic(
+      "/etc/xen/vtpmmgr.cfg",
+      'name="vtpmmgr"\nkernel="/usr/lib/xen/boot/vtpmmgr-stubdom.gz"\nmemory=16\ndisk=["file:/var/lib/xen/vtpm/mgr.img,hda,w"]\n',
+    );
+    expect((await lab.xl(A, "create", "/etc/xen/vtpmmgr.cfg")).exitCode).toBe(0);
+    await dom0.createRawImage("/var/lib/xen/vtpm/i1.img", 8);
+    const uuid = "ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839";
+    await dom0.writeFileAtomic(
+      "/etc/xen/i1.cfg",
+      `name="i1"\nkernel="/usr/lib/xen/boot/vtpm-stubdom.gz"\nmemory=8\ndisk=["file:/var/lib/xen/vtpm/i1.img,hda,w"]\nvtpm=["backend=vtpmmgr,uuid=${uuid}"]\n`,
+    );
+    expect((await lab.xl(A, "create", "/etc/xen/i1.cfg")).exitCode).toBe(0);
+
+    const stats = `${lab.stateDir}/inspect-stats.jsonl`;
+    process.env.PULUMI_TVD_STATS = stats;
+    let report;
+    try {
+      report = await dom0.inspect("i1", [
+        { role: "config", path: "/etc/xen/i1.cfg" },
+        { role: "image", path: "/var/lib/xen/vtpm/i1.img" },
+        { role: "overlay", path: "/var/lib/xen/images/g1.qcow2" },
+        { role: "image", path: "/var/lib/xen/vtpm/gone.img" },
+      ]);
+    } finally {
+      delete process.env.PULUMI_TVD_STATS;
+    }
+    expect(readFileSync(stats, "utf8").trim().split("\n")).toHaveLength(1);
+    expect(report.domain.running).toBe(true);
+    expect(report.domain.vtpms).toEqual([{ devid: 0, backendDomid: expect.any(Number), uuid, state: 4 }]);
+    expect((report.domain.config as { c_info: { name: string } }).c_info.name).toBe("i1");
+    expect(report.files["/etc/xen/i1.cfg"].content).toContain(`uuid=${uuid}`);
+    expect(report.files["/var/lib/xen/vtpm/i1.img"]).toEqual({ exists: true, sizeBytes: 8 * 1024 * 1024 });
+    expect(report.files["/var/lib/xen/images/g1.qcow2"].qemu).toEqual({
+      format: "qcow2",
+      backingFile: "/var/lib/xen/images/debian-base.raw",
+      backingFormat: "raw",
+    });
+    expect(report.files["/var/lib/xen/vtpm/gone.img"]).toEqual({ exists: false });
+  });
+
+  it("reports a domain that is not running", async () => {
+    expect((await lab.xl(A, "destroy", "i1")).exitCode).toBe(0);
+    const report = await dom0.inspect("i1", [{ role: "config", path: "/etc/xen/i1.cfg" }]);
+    expect(report.domain).toEqual({ running: false, config: undefined, domid: undefined, vtpms: [] });
+    expect(report.files["/etc/xen/i1.cfg"].exists).toBe(true);
+  });
+});

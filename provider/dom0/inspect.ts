@@ -1,0 +1,96 @@
+/** Parsing what INSPECT prints: what is really on a dom0 for one domain. Pure. */
+
+export interface VtpmListRow {
+  readonly devid: number;
+  readonly backendDomid: number;
+  readonly uuid: string;
+  readonly state: number;
+}
+
+export interface FileReport {
+  readonly exists: boolean;
+  readonly sizeBytes?: number;
+  /** Text of a config file. */
+  readonly content?: string;
+  /** From `qemu-img info --output=json` of an overlay. */
+  readonly qemu?: { readonly format: string; readonly backingFile?: string; readonly backingFormat?: string };
+}
+
+export interface DomainReport {
+  readonly running: boolean;
+  /** The domain's libxl config as `xl list -l` prints it. */
+  readonly config?: Record<string, unknown>;
+  readonly domid?: number;
+  readonly vtpms: VtpmListRow[];
+}
+
+export interface Inspection {
+  readonly domain: DomainReport;
+  readonly files: Record<string, FileReport>;
+}
+
+export type InspectTarget = { readonly role: "config" | "image" | "overlay"; readonly path: string };
+
+export function inspectArgs(domain: string, targets: readonly InspectTarget[]): string[] {
+  return [domain, ...targets.map((t) => `${t.role}=${t.path}`)];
+}
+
+/** `xl vtpm-list` rows (the header line is skipped). */
+export function parseVtpmList(text: string): VtpmListRow[] {
+  return text
+    .split("\n")
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 5 && /^\d+$/.test(f[0]))
+    .map((f) => ({ devid: Number(f[0]), backendDomid: Number(f[1]), uuid: f[2], state: Number(f[4]) }));
+}
+
+export function parseInspection(stdout: string): Inspection {
+  const values = new Map<string, string>();
+  for (const line of stdout.split("\n")) {
+    const tab = line.indexOf("\t");
+    if (tab > 0) values.set(line.slice(0, tab), Buffer.from(line.slice(tab + 1), "base64").toString("utf8"));
+  }
+  const running = values.get("xl-list-rc") === "0";
+  let config: Record<string, unknown> | undefined;
+  let domid: number | undefined;
+  if (running) {
+    const list = JSON.parse(values.get("xl-list") ?? "[]") as Array<{
+      domid: number;
+      config: Record<string, unknown>;
+    }>;
+    config = list[0]?.config;
+    domid = list[0]?.domid;
+  }
+  const files: Record<string, FileReport> = {};
+  for (const [key, value] of values) {
+    const colon = key.indexOf(":");
+    if (colon < 0) continue;
+    const kind = key.slice(0, colon);
+    const path = key.slice(colon + 1);
+    const prev = files[path] ?? { exists: kind !== "missing" };
+    if (kind === "size") files[path] = { ...prev, exists: true, sizeBytes: Number(value) };
+    else if (kind === "missing") files[path] = { exists: false };
+    else if (kind === "content") files[path] = { ...prev, content: value };
+    else if (kind === "qemu") {
+      let info: Record<string, unknown> = {};
+      try {
+        info = JSON.parse(value);
+      } catch {
+        // not an image qemu-img understands; reported as format "unknown"
+      }
+      files[path] = {
+        ...prev,
+        qemu: {
+          format: String(info.format ?? "unknown"),
+          backingFile: info["backing-filename"] as string | undefined,
+          backingFormat: info["backing-filename-format"] as string | undefined,
+        },
+      };
+    }
+  }
+  return {
+    domain: { running, config, domid, vtpms: running ? parseVtpmList(values.get("vtpm-list") ?? "") : [] },
+    files,
+  };
+}
