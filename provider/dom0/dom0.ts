@@ -8,8 +8,11 @@ import {
   CREATE_RAW_IMAGE,
   EXIT_EXISTS,
   EXIT_MISSING,
+  consoleLogPath,
+  EXIT_TIMEOUT,
   INSPECT,
   LOCK_DIR,
+  WAIT_FOR_CONSOLE,
   WRITE_FILE_ATOMIC,
 } from "./scripts";
 
@@ -113,5 +116,27 @@ export class Dom0 {
     if (r.exitCode !== 0)
       throw new RemoteCommandError(this.endpoint, `inspect ${domain}`, r.exitCode, r.stderr);
     return parseInspection(r.stdout);
+  }
+
+  /**
+   * Waits until `domain`'s console prints `text`, checking on the dom0 itself (one round trip
+   * however long it takes). Throws with the console's last lines when it does not in time.
+   */
+  async waitForConsole(domain: string, text: string, timeoutSec: number): Promise<void> {
+    const log = consoleLogPath(domain);
+    const r = await this.session.run(
+      ["sh", "-c", WAIT_FOR_CONSOLE, "pulumi-tvd", log, text, String(timeoutSec)],
+      {
+        timeoutSec: timeoutSec + 30,
+      },
+    );
+    if (r.exitCode === 0) return;
+    if (r.exitCode === EXIT_TIMEOUT) {
+      const last = r.stderr.trim()
+        ? `; its console's last lines:\n    ${r.stderr.trim().split("\n").join("\n    ")}`
+        : "";
+      throw new Error(`${domain} on ${this.endpoint} did not print "${text}" within ${timeoutSec}s${last}`);
+    }
+    throw new RemoteCommandError(this.endpoint, `wait for ${domain}'s console`, r.exitCode, r.stderr);
   }
 }

@@ -71,3 +71,24 @@ for a in "$@"; do
   esac
 done
 `;
+
+/** Exit code of WAIT_FOR_CONSOLE when the text did not appear in time (as timeout(1)). */
+export const EXIT_TIMEOUT = 124;
+
+/**
+ * $1 console log, $2 text, $3 seconds. Waits on the dom0 for a domain's console to print the
+ * text (a manager's "Waiting for commands"); on timeout prints the log's last lines.
+ */
+export const WAIT_FOR_CONSOLE = `set -u
+log=$1; text=$2; end=$(( $(date +%s) + $3 ))
+while :; do
+  if [ -f "$log" ] && grep -qF -- "$text" "$log"; then exit 0; fi
+  if [ "$(date +%s)" -ge "$end" ]; then tail -n 5 -- "$log" >&2 2>/dev/null; exit ${EXIT_TIMEOUT}; fi
+  sleep 0.2
+done
+`;
+
+/** Where xenconsoled logs each domain's console (xenconsoled --log=guest). */
+export function consoleLogPath(domain: string): string {
+  return `/var/log/xen/console/guest-${domain}.log`;
+}

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { LabHostRecord } from "../../lab/host";
@@ -35,9 +35,15 @@ function configFor(overrides: Record<string, string> = {}) {
 
 describe("HostFacts through the real Pulumi CLI", () => {
   let stack: TestStack;
+  let stats: string;
 
   beforeAll(async () => {
-    stack = await TestStack.create({ programDir: fixture, config: configFor() });
+    stats = path.join(lab.stateDir, "stats.jsonl");
+    stack = await TestStack.create({
+      programDir: fixture,
+      config: configFor(),
+      env: { PULUMI_TVD_STATS: stats },
+    });
   });
 
   afterAll(async () => stack?.dispose());
@@ -79,8 +85,15 @@ describe("HostFacts through the real Pulumi CLI", () => {
       "dd if=/dev/zero of=/var/lib/xen/filler bs=1M count=64 status=none && sync",
     );
     expect(dd.exitCode).toBe(0);
+    rmSync(stats, { force: true });
     const preview = await stack.preview({ refresh: true });
     expectExit(preview);
+    // The dynamic provider's process: one SSH connection, one round trip for the one resource.
+    const events = readFileSync(stats, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(events.map((e) => e.event).sort()).toEqual(["connect", "exec"]);
     const refresh = preview.steps.find((s) => s.name === "dom0-a" && s.op === "refresh");
     expect(refresh?.changedOutputs).toEqual(["xenDataFreeMiB"]);
     const event = preview.events.find((e) => e.resOutputsEvent?.metadata.urn.endsWith("::dom0-a"));

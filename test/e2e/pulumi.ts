@@ -59,6 +59,8 @@ export interface StackOptions {
   readonly stackName?: string;
   /** Config values; `secret: true` stores them encrypted. */
   readonly config?: Record<string, { value: string; secret?: boolean }>;
+  /** Extra environment for every CLI run (it reaches the program and the dynamic provider). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 function changedKeys(a: Record<string, unknown> = {}, b: Record<string, unknown> = {}): string[] {
@@ -110,6 +112,7 @@ export class TestStack {
       PULUMI_DIY_BACKEND_NO_LEGACY_WARNING: "true",
       PULUMI_ENABLE_STREAMING_JSON_PREVIEW: "true",
       NO_COLOR: "1",
+      ...opts.env,
     };
     const stack = new TestStack(workDir, programDir, opts.stackName ?? "e2e", env);
     await stack.cli(["stack", "init", stack.stackName]);

@@ -174,3 +174,15 @@ describe("inspect", () => {
     expect(report.files["/etc/xen/i1.cfg"].exists).toBe(true);
   });
 });
+
+describe("waitForConsole", () => {
+  it("returns once the manager prints 'Waiting for commands'", async () => {
+    await dom0.waitForConsole("vtpmmgr", "INFO[VTPM]: Waiting for commands from vTPM's:", 20);
+  });
+
+  it("times out naming the domain, the text and the console's last lines", async () => {
+    await expect(dom0.waitForConsole("vtpmmgr", "never printed", 1)).rejects.toThrow(
+      /vtpmmgr on root@127\.0\.0\.1:\d+ did not print "never printed" within 1s; its console's last lines:\n[\s\S]*Waiting for commands/,
+    );
+  });
+});
