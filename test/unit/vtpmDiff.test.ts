@@ -36,7 +36,7 @@ describe("Vtpm inputs", () => {
     });
     expect(r.ok).toBe(false);
     const props = !r.ok ? r.failures.map((f) => f.property).sort() : [];
-    expect(props).toEqual(["deletionPolicy", "imageSizeMiB", "name", "uuid"]);
+    expect(props).toEqual(["deletionPolicy", "imagePath", "imageSizeMiB", "name", "uuid"]);
   });
 
   it("keeps derived and explicit paths inside allowedRoots", () => {
