@@ -39,32 +39,26 @@ const vtpmShape = z.strictObject({
   adopt: z.boolean().default(false),
 });
 
-/** Derived defaults must obey the same roots as explicit paths. */
-function checkPathsUnderRoots(
-  v: { allowedRoots: string[]; name: string; configDir: string; imagePath?: string },
-  ctx: z.RefinementCtx,
-): void {
-  const under = pathUnder(v.allowedRoots);
-  const paths = { imagePath: imagePathOf(v), configPath: configPathOf(v) };
-  for (const [property, p] of Object.entries(paths)) {
-    const r = under.safeParse(p);
-    if (!r.success)
-      ctx.addIssue({ code: "custom", path: [property], message: `${p}: ${r.error.issues[0].message}` });
-  }
-}
-
+/**
+ * Every path pulumi-tvd will write must sit under allowedRoots, derived defaults included. Runs
+ * even when other properties failed, so check reports every failure at once; it looks only at
+ * the values that are well formed, and a bad name is reported once, as the name.
+ */
 export const vtpmSchema = vtpmShape.superRefine(
   (v, ctx) => {
-    // Runs even when other properties failed, so that check reports every failure at once; the
-    // values it needs may then be missing or malformed, and it looks only at well-formed ones.
-    const ok =
-      Array.isArray(v.allowedRoots) &&
-      v.allowedRoots.every((r) => typeof r === "string") &&
-      // A bad name is reported once, as the name, not again through the paths made from it.
-      domainName.safeParse(v.name).success &&
-      typeof v.configDir === "string" &&
-      (v.imagePath === undefined || typeof v.imagePath === "string");
-    if (ok) checkPathsUnderRoots(v, ctx);
+    if (!Array.isArray(v.allowedRoots) || !v.allowedRoots.every((r) => typeof r === "string")) return;
+    const under = pathUnder(v.allowedRoots);
+    const nameOk = domainName.safeParse(v.name).success;
+    const paths: Record<string, string | undefined> = {
+      imagePath: typeof v.imagePath === "string" ? v.imagePath : nameOk ? imagePathOf(v) : undefined,
+      configPath: nameOk && typeof v.configDir === "string" ? configPathOf(v) : undefined,
+    };
+    for (const [property, p] of Object.entries(paths)) {
+      if (p === undefined) continue;
+      const r = under.safeParse(p);
+      if (!r.success)
+        ctx.addIssue({ code: "custom", path: [property], message: `${p}: ${r.error.issues[0].message}` });
+    }
   },
   { when: () => true },
 );
