@@ -88,6 +88,13 @@ export class SshSession {
 
   static async open(conn: Connection): Promise<SshSession> {
     const endpoint = endpointOf(conn);
+    if (hostKeyPolicyOf(conn).kind === "insecureAcceptAny") {
+      // Loud on purpose: anyone on the path to this host can impersonate it now.
+      console.warn(
+        `WARNING: pulumi-tvd is NOT verifying the host key of ${endpoint} (insecureSkipHostKeyVerification); ` +
+          "set hostKeyFingerprint or knownHosts",
+      );
+    }
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= CONNECT_ATTEMPTS; attempt++) {
       try {
@@ -262,3 +269,9 @@ export async function closeAllSessions(): Promise<void> {
   pool.clear();
   for (const s of sessions) if (s.status === "fulfilled") s.value.close();
 }
+
+// Idle pooled sockets do not keep a process alive; when it is about to exit, say goodbye to
+// each dom0 properly instead of dropping the TCP connection.
+process.once("beforeExit", () => {
+  if (pool.size) void closeAllSessions();
+});

@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { HOSTILE } from "../support/hostile";
-import { closeAllSessions } from "../../provider/transport/ssh";
+import { connectionSchema } from "../../provider/transport/connection";
+import { closeAllSessions, sessionFor } from "../../provider/transport/ssh";
 import { startTestLab, type TestLab } from "../support/lab";
 
 jest.setTimeout(120_000);
@@ -64,4 +65,25 @@ it("times a command out, naming the host and the knob", async () => {
   await expect(s.run(["sleep", "5"], { timeoutSec: 0.5 })).rejects.toThrow(
     /timed out after 0.5s .*commandTimeoutSec/,
   );
+});
+
+it("says loudly when host keys are not verified", async () => {
+  const h = lab.host(A);
+  const warn = jest.spyOn(console, "warn").mockImplementation(() => undefined);
+  try {
+    const s = await sessionFor(
+      connectionSchema.parse({
+        host: h.host,
+        port: h.port,
+        privateKey: readFileSync(h.privateKeyPath, "utf8"),
+        insecureSkipHostKeyVerification: true,
+      }),
+    );
+    expect((await s.run(["true"])).exitCode).toBe(0);
+    expect(warn).toHaveBeenCalledWith(
+      expect.stringMatching(/NOT verifying the host key of root@127\.0\.0\.1:\d+/),
+    );
+  } finally {
+    warn.mockRestore();
+  }
 });
