@@ -7,9 +7,24 @@ import type { XlConfig } from "./config";
 export const VTPMMGR_KERNEL = "/usr/lib/xen/boot/vtpmmgr-stubdom.gz";
 export const VTPM_KERNEL = "/usr/lib/xen/boot/vtpm-stubdom.gz";
 
-/** A raw image file as a stub domain's first disk, in the docs' legacy syntax. */
-function stubdomDisk(image: string): string {
-  return `file:${image},hda,w`;
+/**
+ * Both vTPM stub domains: a mini-os kernel, a raw image as first disk (in the docs' legacy
+ * syntax), one device setting of their own, and their options on the extra= command line.
+ */
+function renderStubdomConfig(
+  d: { readonly name: string; readonly kernel: string; readonly memoryMiB: number; readonly image: string },
+  device: readonly [string, readonly string[]],
+  options: ReadonlyArray<string | undefined>,
+): XlConfig {
+  const extra = options.filter((x): x is string => x !== undefined);
+  return [
+    ["name", d.name],
+    ["kernel", d.kernel],
+    ["memory", d.memoryMiB],
+    ["disk", [`file:${d.image},hda,w`]],
+    device,
+    ...(extra.length ? ([["extra", extra.join(" ")]] as const) : []),
+  ];
 }
 
 export interface VtpmManagerDomain {
@@ -28,21 +43,17 @@ export interface VtpmManagerDomain {
 }
 
 export function renderVtpmManagerConfig(d: VtpmManagerDomain): XlConfig {
-  const extra = [
-    d.tpmLocality !== undefined ? `tpmlocality=${d.tpmLocality}` : undefined,
-    d.tpm2 ? "tpm2=1" : undefined,
-    d.tpmDriver ? `tpmdriver=${d.tpmDriver}` : undefined,
-    d.ownerAuth !== undefined ? `owner_auth=${d.ownerAuth}` : undefined,
-    d.srkAuth !== undefined ? `srk_auth=${d.srkAuth}` : undefined,
-  ].filter((x): x is string => x !== undefined);
-  return [
-    ["name", d.name],
-    ["kernel", d.kernel],
-    ["memory", d.memoryMiB],
-    ["disk", [stubdomDisk(d.image)]],
+  return renderStubdomConfig(
+    d,
     ["iomem", d.iomem],
-    ...(extra.length ? ([["extra", extra.join(" ")]] as const) : []),
-  ];
+    [
+      d.tpmLocality !== undefined ? `tpmlocality=${d.tpmLocality}` : undefined,
+      d.tpm2 ? "tpm2=1" : undefined,
+      d.tpmDriver ? `tpmdriver=${d.tpmDriver}` : undefined,
+      d.ownerAuth !== undefined ? `owner_auth=${d.ownerAuth}` : undefined,
+      d.srkAuth !== undefined ? `srk_auth=${d.srkAuth}` : undefined,
+    ],
+  );
 }
 
 export interface VtpmDomain {
@@ -61,19 +72,15 @@ export interface VtpmDomain {
 }
 
 export function renderVtpmConfig(d: VtpmDomain): XlConfig {
-  const extra = [
-    d.logLevel ? `loglevel=${d.logLevel}` : undefined,
-    d.hwInitPcr ? `hwinitpcr=${d.hwInitPcr}` : undefined,
-    d.maintCmds !== undefined ? `maintcmds=${d.maintCmds ? 1 : 0}` : undefined,
-  ].filter((x): x is string => x !== undefined);
-  return [
-    ["name", d.name],
-    ["kernel", d.kernel],
-    ["memory", d.memoryMiB],
-    ["disk", [stubdomDisk(d.image)]],
+  return renderStubdomConfig(
+    d,
     ["vtpm", [`backend=${d.manager},uuid=${d.uuid}`]],
-    ...(extra.length ? ([["extra", extra.join(" ")]] as const) : []),
-  ];
+    [
+      d.logLevel ? `loglevel=${d.logLevel}` : undefined,
+      d.hwInitPcr ? `hwinitpcr=${d.hwInitPcr}` : undefined,
+      d.maintCmds !== undefined ? `maintcmds=${d.maintCmds ? 1 : 0}` : undefined,
+    ],
+  );
 }
 
 export interface GuestDisk {
