@@ -4,11 +4,13 @@ import { sessionFor, type ExecResult, type SshSession } from "../transport/ssh";
 import { parseFacts, probeFactsArgv, type HostFactsReport } from "./facts";
 import { inspectArgs, parseInspection, type Inspection, type InspectTarget } from "./inspect";
 import {
+  ARCHIVE_DIR,
+  ARCHIVE_FILE,
+  consoleLogPath,
   CREATE_OVERLAY,
   CREATE_RAW_IMAGE,
   EXIT_EXISTS,
   EXIT_MISSING,
-  consoleLogPath,
   EXIT_TIMEOUT,
   INSPECT,
   LOCK_DIR,
@@ -139,4 +141,57 @@ export class Dom0 {
     }
     throw new RemoteCommandError(this.endpoint, `wait for ${domain}'s console`, r.exitCode, r.stderr);
   }
+
+  /**
+   * Moves a file (a vTPM image) into the dom0's archive, timestamped, never overwriting.
+   * Returns where it went, or undefined when there was nothing to archive.
+   */
+  async archive(path: string, now = new Date()): Promise<string | undefined> {
+    const stamp = now
+      .toISOString()
+      .replace(/[-:]/g, "")
+      .replace(/\.\d+Z$/, "Z");
+    const r = await this.script(ARCHIVE_FILE, [path, ARCHIVE_DIR, stamp]);
+    if (r.exitCode !== 0) this.fail(["archive", path], r, path);
+    return r.stdout.trim() || undefined;
+  }
+
+  /** Removes files; missing ones are fine (delete is idempotent). */
+  async removeFiles(paths: readonly string[]): Promise<void> {
+    if (paths.length) await this.session.check(["rm", "-f", "--", ...paths]);
+  }
+
+  /** `xl create <config>`; throws with xl's own messages. */
+  async xlCreate(configPath: string): Promise<void> {
+    await this.session.check(["xl", "create", configPath]);
+  }
+
+  /** `xl destroy <domain>`; a domain that is already gone is fine. */
+  async xlDestroy(domain: string): Promise<void> {
+    const r = await this.session.run(["xl", "destroy", domain]);
+    if (r.exitCode !== 0 && !/is an invalid domain identifier/.test(r.stderr)) {
+      throw new RemoteCommandError(this.endpoint, `xl destroy ${domain}`, r.exitCode, r.stderr);
+    }
+  }
+
+  /** Running domains whose vtpm devices have `backend` as their backend (a manager's vTPMs). */
+  async domainsUsing(backend: string): Promise<string[]> {
+    const { stdout } = await this.session.check(["xl", "list", "-l"]);
+    return domainsWithVtpmBackend(JSON.parse(stdout || "[]"), backend);
+  }
+}
+
+/** Names of domains in `xl list -l` output with a vtpm device on `backend`. Pure. */
+export function domainsWithVtpmBackend(
+  list: ReadonlyArray<{ config?: Record<string, unknown> }>,
+  backend: string,
+): string[] {
+  return list
+    .filter((d) =>
+      ((d.config?.vtpms ?? []) as Array<{ backend_domname?: string }>).some(
+        (v) => v.backend_domname === backend,
+      ),
+    )
+    .map((d) => String((d.config?.c_info as { name?: string } | undefined)?.name))
+    .sort();
 }

@@ -92,3 +92,21 @@ done
 export function consoleLogPath(domain: string): string {
   return `/var/log/xen/console/guest-${domain}.log`;
 }
+
+/** Where deleted vTPM images go under the archive deletion policy. */
+export const ARCHIVE_DIR = "/var/lib/xen/pulumi-tvd/archive";
+
+/**
+ * $1 image, $2 archive dir, $3 timestamp. Moves the image into the archive as
+ * <name>.<timestamp>, never over an existing file; prints the archived path. A missing image
+ * is not an error (delete is idempotent): nothing is printed.
+ */
+export const ARCHIVE_FILE = `set -eu
+p=$1; dir=$2; ts=$3
+[ -e "$p" ] || exit 0
+mkdir -p -- "$dir"
+dest="$dir/$(basename -- "$p").$ts"
+if ! ln -- "$p" "$dest" 2>/dev/null; then echo "refusing to overwrite $dest: it exists" >&2; exit ${EXIT_EXISTS}; fi
+rm -f -- "$p"
+printf '%s\\n' "$dest"
+`;

@@ -186,3 +186,34 @@ describe("waitForConsole", () => {
     );
   });
 });
+
+describe("xl, archive and vTPM users", () => {
+  it("lists the domains whose vTPMs hang on a manager, and archives an image without overwriting", async () => {
+    await dom0.writeFileAtomic(
+      "/etc/xen/vtpmmgr.cfg",
+      'name="vtpmmgr"\nkernel="/usr/lib/xen/boot/vtpmmgr-stubdom.gz"\nmemory=16\ndisk=["file:/var/lib/xen/vtpm/mgr.img,hda,w"]\n',
+    );
+    await dom0.xlDestroy("vtpmmgr");
+    await dom0.xlDestroy("vtpmmgr"); // already gone: fine
+    await dom0.xlCreate("/etc/xen/vtpmmgr.cfg");
+    await expect(dom0.xlCreate("/etc/xen/vtpmmgr.cfg")).rejects.toThrow(
+      /Domain with name "vtpmmgr" already exists/,
+    );
+    expect(await dom0.domainsUsing("vtpmmgr")).toEqual([]);
+    await dom0.xlCreate("/etc/xen/i1.cfg");
+    expect(await dom0.domainsUsing("vtpmmgr")).toEqual(["i1"]);
+    await dom0.xlDestroy("i1");
+
+    const when = new Date("2026-11-23T20:00:00.123Z");
+    const archived = await dom0.archive("/var/lib/xen/vtpm/i1.img", when);
+    expect(archived).toBe("/var/lib/xen/pulumi-tvd/archive/i1.img.20261123T200000Z");
+    expect((await sh("test -e /var/lib/xen/vtpm/i1.img")).exitCode).toBe(1);
+    expect((await sh('stat -c %s "$1"', archived!)).stdout.trim()).toBe(String(8 * 1024 * 1024));
+    expect(await dom0.archive("/var/lib/xen/vtpm/i1.img", when)).toBeUndefined();
+    await dom0.createRawImage("/var/lib/xen/vtpm/i1.img", 8);
+    await expect(dom0.archive("/var/lib/xen/vtpm/i1.img", when)).rejects.toThrow(ArtifactExistsError);
+    expect((await sh("test -e /var/lib/xen/vtpm/i1.img")).exitCode).toBe(0);
+    await dom0.removeFiles(["/var/lib/xen/vtpm/i1.img", "/var/lib/xen/vtpm/never-there.img"]);
+    expect((await sh("test -e /var/lib/xen/vtpm/i1.img")).exitCode).toBe(1);
+  });
+});
