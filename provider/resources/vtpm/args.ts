@@ -1,8 +1,9 @@
 import { z } from "zod";
-import { domainName, pathUnder, sizeMiB, vtpmUuid } from "../../names";
+import { domainName, sizeMiB, vtpmUuid } from "../../names";
 import { connectionSchema } from "../../transport/connection";
 import { absolutePath } from "../../validation";
 import { VTPM_KERNEL } from "../../xl/domains";
+import { checkStubdomPaths } from "../stubdom";
 
 /** What happens to a vTPM's image (its keys) when the resource is deleted. */
 export const deletionPolicies = ["archive", "retain", "destroy"] as const;
@@ -39,36 +40,6 @@ const vtpmShape = z.strictObject({
   adopt: z.boolean().default(false),
 });
 
-/**
- * Every path pulumi-tvd will write must sit under allowedRoots, derived defaults included. Runs
- * even when other properties failed, so check reports every failure at once; it looks only at
- * the values that are well formed, and a bad name is reported once, as the name.
- */
-export const vtpmSchema = vtpmShape.superRefine(
-  (v, ctx) => {
-    if (!Array.isArray(v.allowedRoots) || !v.allowedRoots.every((r) => typeof r === "string")) return;
-    const under = pathUnder(v.allowedRoots);
-    const nameOk = domainName.safeParse(v.name).success;
-    const paths: Record<string, string | undefined> = {
-      imagePath: typeof v.imagePath === "string" ? v.imagePath : nameOk ? imagePathOf(v) : undefined,
-      configPath: nameOk && typeof v.configDir === "string" ? configPathOf(v) : undefined,
-    };
-    for (const [property, p] of Object.entries(paths)) {
-      if (p === undefined) continue;
-      const r = under.safeParse(p);
-      if (!r.success)
-        ctx.addIssue({ code: "custom", path: [property], message: `${p}: ${r.error.issues[0].message}` });
-    }
-  },
-  { when: () => true },
-);
+export const vtpmSchema = vtpmShape.superRefine(checkStubdomPaths, { when: () => true });
 
 export type VtpmInputs = z.output<typeof vtpmSchema>;
-
-export function imagePathOf(v: { imagePath?: string; name: string }): string {
-  return v.imagePath ?? `/var/lib/xen/vtpm/${v.name}.img`;
-}
-
-export function configPathOf(v: { configDir: string; name: string }): string {
-  return `${v.configDir}/${v.name}.cfg`;
-}

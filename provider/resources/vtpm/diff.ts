@@ -4,7 +4,8 @@
  * the image.
  */
 import { isDeepStrictEqual } from "node:util";
-import { imagePathOf, type VtpmInputs } from "./args";
+import { imagePathOf } from "../stubdom";
+import type { VtpmInputs } from "./args";
 
 /** Changes that lose the vTPM's keys: its image is recreated, or the manager sees a new UUID. */
 const STATE_RESETTING = ["uuid", "imagePath", "imageSizeMiB", "host"] as const;
