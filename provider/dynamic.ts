@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import type * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 import { InputValidationError, validate, type CheckFailure } from "./validation";
@@ -9,7 +10,7 @@ import { InputValidationError, validate, type CheckFailure } from "./validation"
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 /** Resource kinds the runtime module serves; each has one lifecycle in provider/resources/<kind>/. */
-export type ResourceKind = "HostFacts";
+export type ResourceKind = "HostFacts" | "VtpmManager";
 
 /**
  * The provider object Pulumi serializes into state with every resource. It must stay tiny and
@@ -71,4 +72,29 @@ export function parseInputs<S extends z.ZodObject>(
   const result = validate(schema, inputs);
   if (!result.ok) throw new InputValidationError(resource, result.failures);
   return result.value;
+}
+
+/**
+ * What `read` reports as inputs: the observed values, but a property the user never set is left
+ * unset when the host shows its default, so that refresh does not invent changes.
+ */
+export function observedInputs<T extends object>(
+  userSet: Record<string, unknown>,
+  defaults: T,
+  observed: T,
+): Partial<T> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(observed)) {
+    const isDefault = isDeepStrictEqual(value, (defaults as Record<string, unknown>)[key]);
+    if (key in userSet || !isDefault) out[key] = value;
+  }
+  return out as Partial<T>;
+}
+
+/**
+ * A property bag the engine can carry: protobuf Structs have no `undefined`, so unset optional
+ * properties are left out rather than sent as undefined.
+ */
+export function wireSafe<T extends object>(props: T): T {
+  return JSON.parse(JSON.stringify(props)) as T;
 }

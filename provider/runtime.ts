@@ -6,9 +6,11 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { ResourceKind } from "./dynamic";
 import { hostFactsLifecycle } from "./resources/hostFacts/provider";
+import { vtpmManagerLifecycle } from "./resources/vtpmManager/provider";
 
 const lifecycles: Record<ResourceKind, pulumi.dynamic.ResourceProvider> = {
   HostFacts: hostFactsLifecycle,
+  VtpmManager: vtpmManagerLifecycle,
 };
 
 export function lifecycle(kind: ResourceKind): pulumi.dynamic.ResourceProvider {

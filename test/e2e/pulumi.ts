@@ -41,6 +41,8 @@ export interface StepSummary {
   readonly diffs: string[];
   /** Output properties whose value differs between the old and the new state (refresh drift). */
   readonly changedOutputs: string[];
+  /** Input properties whose value differs between the old and the new state (what a diff shows). */
+  readonly changedInputs: string[];
 }
 
 export interface OperationResult extends RunResult {
@@ -166,6 +168,7 @@ export class TestStack {
           op: m.op,
           diffs: m.diffs ?? [],
           changedOutputs: changedKeys(m.old?.outputs, m.new?.outputs),
+          changedInputs: changedKeys(m.old?.inputs, m.new?.inputs),
         });
       }
       if (e.diagnosticEvent && ["error", "warning"].includes(e.diagnosticEvent.severity)) {
