@@ -77,12 +77,15 @@ export const EXIT_TIMEOUT = 124;
 
 /**
  * $1 console log, $2 text, $3 seconds. Waits on the dom0 for a domain's console to print the
- * text (a manager's "Waiting for commands"); on timeout prints the log's last lines.
+ * text (a manager's "Waiting for commands") in its current boot: console logs are appended
+ * across restarts, so only lines after the last mini-os boot banner count. On timeout prints
+ * the log's last lines.
  */
 export const WAIT_FOR_CONSOLE = `set -u
 log=$1; text=$2; end=$(( $(date +%s) + $3 ))
+printed() { awk -v t="$text" '/Xen Minimal OS/ { seen = 0 } index($0, t) { seen = 1 } END { exit !seen }' "$log"; }
 while :; do
-  if [ -f "$log" ] && grep -qF -- "$text" "$log"; then exit 0; fi
+  if [ -f "$log" ] && printed; then exit 0; fi
   if [ "$(date +%s)" -ge "$end" ]; then tail -n 5 -- "$log" >&2 2>/dev/null; exit ${EXIT_TIMEOUT}; fi
   sleep 0.2
 done

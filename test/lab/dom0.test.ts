@@ -217,3 +217,17 @@ describe("xl, archive and vTPM users", () => {
     expect((await sh("test -e /var/lib/xen/vtpm/i1.img")).exitCode).toBe(1);
   });
 });
+
+describe("waitForConsole across restarts", () => {
+  it("does not take a previous boot's 'Waiting for commands' for the current one", async () => {
+    // A console log from an earlier boot, then a new boot that is not ready yet.
+    await sh(
+      "printf 'Xen Minimal OS (pv)!\\nINFO[VTPM]: Waiting for commands from vTPM'\"'\"'s:\\nXen Minimal OS (pv)!\\nINFO[VTPM]: Starting vTPM manager domain\\n' > /var/log/xen/console/guest-rebooted.log",
+    );
+    await expect(dom0.waitForConsole("rebooted", "Waiting for commands", 1)).rejects.toThrow(/did not print/);
+    await sh(
+      'echo "INFO[VTPM]: Waiting for commands from vTPM\'s:" >> /var/log/xen/console/guest-rebooted.log',
+    );
+    await dom0.waitForConsole("rebooted", "Waiting for commands", 5);
+  });
+});
