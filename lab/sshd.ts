@@ -74,15 +74,3 @@ export async function waitForSsh(host: string, port: number, timeoutMs = 15000):
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
