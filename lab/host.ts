@@ -104,15 +104,20 @@ if [ -s "$faults/latency-ms" ]; then
   sleep "$(awk '{ printf "%.3f", $1 / 1000 }' "$faults/latency-ms")"
 fi
 if [ -n "$cmd" ] && [ -s "$faults/fail-rules" ]; then
+  # Reading the rules and writing them back is one step under the lock: sessions run in
+  # parallel, and a rewrite outside it could drop a rule another session had just kept.
   hit=$(
-    flock "$faults/.lock" awk -v cmd="$cmd" -v out="$faults/fail-rules.new" '
-      { n = $1; re = substr($0, index($0, " ") + 1) }
-      !done && n > 0 && cmd ~ re { n--; done = 1; hitre = re }
-      n > 0 { print n " " re > out }
-      END { close(out); if (done) print hitre }
-    ' "$faults/fail-rules"
+    flock "$faults/.lock" sh -c '
+      f=$1/fail-rules
+      awk -v cmd="$2" -v out="$f.new" '"'"'
+        { n = $1; re = substr($0, index($0, " ") + 1) }
+        !done && n > 0 && cmd ~ re { n--; done = 1; hitre = re }
+        n > 0 { print n " " re > out }
+        END { close(out); if (done) print hitre }
+      '"'"' "$f"
+      if [ -f "$f.new" ]; then mv "$f.new" "$f"; else : >"$f"; fi
+    ' fault-rules "$faults" "$cmd"
   )
-  if [ -f "$faults/fail-rules.new" ]; then mv "$faults/fail-rules.new" "$faults/fail-rules"; else : >"$faults/fail-rules"; fi
   if [ -n "$hit" ]; then
     echo "tvd-lab: injected failure (rule: $hit)" >&2
     exit 97

@@ -100,6 +100,15 @@ describe("fault knobs", () => {
     expect(pendingFailures(lab.host(A))).toEqual([]);
   });
 
+  it("keeps a rule while many other commands run in parallel (regression: rules were dropped)", async () => {
+    failNext(lab.host(A), "^'xl' 'domid' 'never-run'", 1);
+    const s = await lab.session(A);
+    // Eight channels at a time, as the provider runs them; none of these commands matches.
+    const runs = await Promise.all(Array.from({ length: 40 }, (_, i) => s.run(["echo", String(i)])));
+    expect(runs.every((r) => r.exitCode === 0)).toBe(true);
+    expect(pendingFailures(lab.host(A))).toEqual([{ count: 1, pattern: "^'xl' 'domid' 'never-run'" }]);
+  });
+
   it("adds latency to every command", async () => {
     setLatency(lab.host(A), 400);
     const s = await lab.session(A);
