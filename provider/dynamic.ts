@@ -10,7 +10,7 @@ import { InputValidationError, validate, type CheckFailure } from "./validation"
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 /** Resource kinds the runtime module serves; each has one lifecycle in provider/resources/<kind>/. */
-export type ResourceKind = "HostFacts" | "VtpmManager";
+export type ResourceKind = "HostFacts" | "VtpmManager" | "Vtpm" | "Guest";
 
 /**
  * The provider object Pulumi serializes into state with every resource. It must stay tiny and
@@ -97,4 +97,63 @@ export function observedInputs<T extends object>(
  */
 export function wireSafe<T extends object>(props: T): T {
   return JSON.parse(JSON.stringify(props)) as T;
+}
+
+/**
+ * The inputs the user set, from a state property bag. `read` gets outputs only, so outputs carry
+ * `inputKeys` (which inputs the user set) for read to report only those.
+ */
+export function userSetOf(props: Record<string, unknown>): Record<string, unknown> {
+  const keys = Array.isArray(props.inputKeys) ? (props.inputKeys as string[]) : Object.keys(userProps(props));
+  return Object.fromEntries(keys.filter((k) => k in props).map((k) => [k, props[k]]));
+}
+
+/** What an input change means for a resource: which properties differ, replace, or restart it. */
+export interface ChangeClasses {
+  readonly changed: string[];
+  readonly replaces: string[];
+  /** Nothing replaces it and something it runs with changed: the domain restarts. */
+  readonly restart: boolean;
+}
+
+/**
+ * Compares two comparable views of a resource's inputs (defaults resolved) and sorts what differs
+ * into replacing and restarting changes. Pure; every resource's diff is built on it.
+ */
+export function classifyChanges(
+  olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+  replacing: readonly string[],
+  restarting: readonly string[],
+): ChangeClasses {
+  const changed = [...new Set([...Object.keys(olds), ...Object.keys(news)])]
+    .filter((k) => !isDeepStrictEqual(olds[k], news[k]))
+    .sort();
+  const replaces = changed.filter((k) => replacing.includes(k));
+  const restart = replaces.length === 0 && changed.some((k) => restarting.includes(k));
+  return { changed, replaces, restart };
+}
+
+/**
+ * The engine's diff result. A config edited out of band (outputs' `configDrift`, from the last
+ * read) is a change even when no input changed: `up` writes the config back.
+ */
+export function diffResult(d: ChangeClasses, olds: Record<string, unknown>): pulumi.dynamic.DiffResult {
+  const configDrift = Array.isArray(olds.configDrift) && olds.configDrift.length > 0;
+  return {
+    changes: d.changed.length > 0 || configDrift,
+    replaces: d.replaces,
+    // One name, one domain: the old one must be gone before the new one starts.
+    deleteBeforeReplace: d.replaces.length > 0,
+  };
+}
+
+/** The engine's read result: nothing when the resource is gone from the host, so it is dropped. */
+export function readResult(
+  id: string,
+  seen: { gone: boolean; outputs: object; inputs: object },
+): pulumi.dynamic.ReadResult {
+  return seen.gone
+    ? {}
+    : { id, props: seen.outputs as Record<string, unknown>, inputs: seen.inputs as Record<string, unknown> };
 }

@@ -23,19 +23,40 @@ export const domainName = z
 /** Characters a path may hold and still be safe inside an xl disk spec (no ',', '=', quotes). */
 const PATH_CHARS = /^[A-Za-z0-9_./+@-]+$/;
 
+/** An absolute path safe to write into an xl config or disk spec, for paths that are only read. */
+export const safePath = absolutePath.refine((p) => PATH_CHARS.test(p), {
+  message: "may hold only letters, digits and '_', '.', '/', '+', '@', '-' (it goes into an xl disk spec)",
+});
+
 /**
  * An absolute path under one of `roots`. Paths are where pulumi-tvd writes, so they are kept
  * inside the directories the operator allowed.
  */
 export function pathUnder(roots: readonly string[]) {
-  return absolutePath
-    .refine((p) => PATH_CHARS.test(p), {
-      message:
-        "may hold only letters, digits and '_', '.', '/', '+', '@', '-' (it goes into an xl disk spec)",
-    })
-    .refine((p) => roots.some((r) => p.startsWith(r.endsWith("/") ? r : `${r}/`)), {
-      message: `must be under ${roots.join(" or ")} (set allowedRoots to permit another directory)`,
-    });
+  return safePath.refine((p) => roots.some((r) => p.startsWith(r.endsWith("/") ? r : `${r}/`)), {
+    message: `must be under ${roots.join(" or ")} (set allowedRoots to permit another directory)`,
+  });
+}
+
+/**
+ * A refinement step: every path pulumi-tvd will write, keyed by the property it is reported
+ * on, sits under `roots`. Schemas run it even when other properties failed (check reports every
+ * failure at once), so it skips what is not well-formed: bad roots are reported as allowedRoots,
+ * and a path left undefined (derived from a bad name) is reported as that name.
+ */
+export function checkPathsUnderRoots(
+  roots: unknown,
+  paths: Readonly<Record<string, string | undefined>>,
+  ctx: z.RefinementCtx,
+): void {
+  if (!Array.isArray(roots) || !roots.every((r) => typeof r === "string")) return;
+  const under = pathUnder(roots);
+  for (const [property, p] of Object.entries(paths)) {
+    if (p === undefined) continue;
+    const r = under.safeParse(p);
+    if (!r.success)
+      ctx.addIssue({ code: "custom", path: [property], message: `${p}: ${r.error.issues[0].message}` });
+  }
 }
 
 /** A size in MiB: a whole number from 1 to `max`. */

@@ -5,12 +5,16 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import type { ResourceKind } from "./dynamic";
+import { guestLifecycle } from "./resources/guest/provider";
 import { hostFactsLifecycle } from "./resources/hostFacts/provider";
+import { vtpmLifecycle } from "./resources/vtpm/provider";
 import { vtpmManagerLifecycle } from "./resources/vtpmManager/provider";
 
 const lifecycles: Record<ResourceKind, pulumi.dynamic.ResourceProvider> = {
   HostFacts: hostFactsLifecycle,
   VtpmManager: vtpmManagerLifecycle,
+  Vtpm: vtpmLifecycle,
+  Guest: guestLifecycle,
 };
 
 export function lifecycle(kind: ResourceKind): pulumi.dynamic.ResourceProvider {

@@ -6,6 +6,8 @@ import type { XlConfig } from "./config";
 
 export const VTPMMGR_KERNEL = "/usr/lib/xen/boot/vtpmmgr-stubdom.gz";
 export const VTPM_KERNEL = "/usr/lib/xen/boot/vtpm-stubdom.gz";
+/** pv-grub as Xen installs it: boots the guest's own kernel from its disk, measuring it first. */
+export const PVGRUB_KERNEL = "/usr/lib/xen/boot/pv-grub-x86_64.gz";
 
 /**
  * Both vTPM stub domains: a mini-os kernel, a raw image as first disk (in the docs' legacy

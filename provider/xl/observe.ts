@@ -1,7 +1,7 @@
 /**
- * Reading a vTPM stub domain's config back into the values it was rendered from, so that
- * `read` can report drift on the property that changed (memoryMiB, uuid...) rather than "the
- * file differs". Pure; the inverse of renderVtpmManagerConfig and renderVtpmConfig.
+ * Reading a domain's config back into the values it was rendered from, so that `read` can
+ * report drift on the property that changed (memoryMiB, uuid...) rather than "the file
+ * differs". Pure; the inverse of renderVtpmManagerConfig, renderVtpmConfig and renderGuestConfig.
  */
 import { parseXlConfig, XlConfigSyntaxError, type XlValue } from "./config";
 
@@ -19,14 +19,19 @@ export interface ObservedStubdom {
 }
 
 /** A config that cannot be read at all is reported as such, not thrown. */
-export type ObservedConfig = { ok: true; value: ObservedStubdom } | { ok: false; problem: string };
+export type Observed<T> = { ok: true; value: T } | { ok: false; problem: string };
+export type ObservedConfig = Observed<ObservedStubdom>;
 
 const str = (v: XlValue | undefined) =>
   typeof v === "string" || typeof v === "number" ? String(v) : undefined;
 const list = (v: XlValue | undefined) =>
   Array.isArray(v) ? (v as string[]) : v === undefined ? undefined : [String(v)];
+const count = (v: XlValue | undefined) => {
+  const s = str(v);
+  return s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined;
+};
 
-export function observeStubdomConfig(text: string): ObservedConfig {
+function observe<T>(text: string, read: (settings: Map<string, XlValue>) => T): Observed<T> {
   let settings: Map<string, XlValue>;
   try {
     settings = parseXlConfig(text);
@@ -34,32 +39,94 @@ export function observeStubdomConfig(text: string): ObservedConfig {
     if (e instanceof XlConfigSyntaxError) return { ok: false, problem: e.message };
     throw e;
   }
-  const memory = str(settings.get("memory"));
-  const disk = list(settings.get("disk"))?.[0];
-  const image = disk?.startsWith("file:") ? disk.slice("file:".length).split(",")[0] : undefined;
-  const options: Record<string, string> = {};
-  for (const word of (str(settings.get("extra")) ?? "").split(/\s+/).filter(Boolean)) {
-    const eq = word.indexOf("=");
-    options[eq < 0 ? word : word.slice(0, eq)] = eq < 0 ? "" : word.slice(eq + 1);
-  }
-  const vtpmSpec = list(settings.get("vtpm"))?.[0];
-  let vtpm: ObservedStubdom["vtpm"];
-  if (vtpmSpec !== undefined) {
-    const fields = Object.fromEntries(
-      vtpmSpec.split(",").map((kv) => [kv.split("=")[0], kv.slice(kv.indexOf("=") + 1)]),
-    );
-    vtpm = { backend: fields.backend, uuid: fields.uuid };
-  }
-  return {
-    ok: true,
-    value: {
+  return { ok: true, value: read(settings) };
+}
+
+/** `key=value` items into their fields; a bare key maps to "". */
+function fieldsOf(items: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    items.map((kv) =>
+      kv.includes("=") ? [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)] : [kv, ""],
+    ),
+  );
+}
+
+/**
+ * A device spec's fields: vtpm=, vif= and disk= items are `key=value` pairs separated by commas,
+ * except that a disk's target= takes the rest of the spec, commas included (xl-disk-configuration).
+ */
+function specFields(spec: string): Record<string, string> {
+  const target = /(^|,)\s*target=/.exec(spec);
+  const head = target ? spec.slice(0, target.index) : spec;
+  const fields = fieldsOf(
+    head
+      .split(",")
+      .map((kv) => kv.trim())
+      .filter(Boolean),
+  );
+  return target ? { ...fields, target: spec.slice(target.index + target[0].length) } : fields;
+}
+
+export function observeStubdomConfig(text: string): ObservedConfig {
+  return observe(text, (settings) => {
+    const disk = list(settings.get("disk"))?.[0];
+    const vtpmSpec = list(settings.get("vtpm"))?.[0];
+    const vtpm = vtpmSpec !== undefined ? specFields(vtpmSpec) : undefined;
+    return {
       name: str(settings.get("name")),
       kernel: str(settings.get("kernel")),
-      memoryMiB: memory !== undefined && /^\d+$/.test(memory) ? Number(memory) : undefined,
-      image,
-      options,
-      vtpm,
+      memoryMiB: count(settings.get("memory")),
+      image: disk?.startsWith("file:") ? disk.slice("file:".length).split(",")[0] : undefined,
+      options: fieldsOf((str(settings.get("extra")) ?? "").split(/\s+/).filter(Boolean)),
+      vtpm: vtpm && { backend: vtpm.backend, uuid: vtpm.uuid },
       iomem: list(settings.get("iomem")),
-    },
-  };
+    };
+  });
+}
+
+/** One disk of a guest, from its modern spec; format and access as xl defaults them when unset. */
+export interface ObservedDisk {
+  readonly target?: string;
+  readonly format: string;
+  readonly vdev?: string;
+  readonly access: string;
+}
+
+/** A guest's config as renderGuestConfig writes it, read back. */
+export interface ObservedGuest {
+  readonly name?: string;
+  readonly memoryMiB?: number;
+  readonly vcpus?: number;
+  readonly kernel?: string;
+  readonly ramdisk?: string;
+  readonly cmdline?: string;
+  /** pv-grub's arguments, e.g. its menu.lst. */
+  readonly extra?: string;
+  /** In order: the first is the guest's overlay, xvda. */
+  readonly disks: readonly ObservedDisk[];
+  /** The bridge as xl defaults it when unset (xenbr0); mac only when the spec sets one. */
+  readonly vifs: ReadonlyArray<{ readonly bridge: string; readonly mac?: string }>;
+  /** The backend of the guest's vtpm= device: its vtpm-stubdom domain. */
+  readonly vtpm?: string;
+}
+
+export function observeGuestConfig(text: string): Observed<ObservedGuest> {
+  return observe(text, (settings) => ({
+    name: str(settings.get("name")),
+    memoryMiB: count(settings.get("memory")),
+    vcpus: count(settings.get("vcpus")),
+    kernel: str(settings.get("kernel")),
+    ramdisk: str(settings.get("ramdisk")),
+    cmdline: str(settings.get("cmdline")),
+    extra: str(settings.get("extra")),
+    disks: (list(settings.get("disk")) ?? []).map((spec) => {
+      const { target, format = "raw", vdev, access = "rw" } = specFields(spec);
+      return { target, format, vdev, access };
+    }),
+    vifs: (list(settings.get("vif")) ?? []).map((spec) => {
+      const { bridge = "xenbr0", mac } = specFields(spec);
+      return mac === undefined ? { bridge } : { bridge, mac };
+    }),
+    vtpm: list(settings.get("vtpm"))?.map(specFields)[0]?.backend,
+  }));
 }

@@ -3,10 +3,20 @@
  * PULUMI_HOME, a passphrase, no update checks and no plugin downloads. Every operation writes
  * the engine's event log, which the result exposes per resource.
  */
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
+import * as ts from "typescript";
 import { run, type RunResult } from "../../lab/exec";
 import { consumerNodeModules } from "./consumer";
 
@@ -65,6 +75,26 @@ export interface StackOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * The examples are TypeScript, as users write them; the consumer project has no TypeScript
+ * compiler (a user's would), so they run as the JavaScript tsc makes of them.
+ */
+function transpilePrograms(dir: string): void {
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))) {
+    const source = readFileSync(path.join(dir, file), "utf8");
+    const { outputText } = ts.transpileModule(source, {
+      compilerOptions: {
+        module: ts.ModuleKind.CommonJS,
+        target: ts.ScriptTarget.ES2022,
+        esModuleInterop: true,
+      },
+      fileName: file,
+    });
+    writeFileSync(path.join(dir, file.replace(/\.ts$/, ".js")), outputText);
+    rmSync(path.join(dir, file));
+  }
+}
+
 function changedKeys(a: Record<string, unknown> = {}, b: Record<string, unknown> = {}): string[] {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   return [...keys].filter((k) => !k.startsWith("__") && !isDeepStrictEqual(a[k], b[k])).sort();
@@ -100,6 +130,7 @@ export class TestStack {
     const workDir = mkdtempSync(path.join(os.tmpdir(), "tvd-e2e-"));
     const programDir = path.join(workDir, "program");
     cpSync(opts.programDir, programDir, { recursive: true });
+    transpilePrograms(programDir);
     // The program depends on pulumi-tvd as a consumer does: the packed tarball, installed.
     symlinkSync(consumerNodeModules(), path.join(programDir, "node_modules"), "dir");
     mkdirSync(path.join(workDir, "state"));

@@ -84,7 +84,7 @@ it("refuses to destroy the manager while a vTPM domain uses it, naming the domai
   const destroy = await stack.destroy();
   expectExit(destroy, 1);
   expect(destroy.diagnostics.join("\n")).toMatch(
-    /refusing to destroy vTPM manager vtpmmgr .*vTPM domains use it: user1/,
+    /refusing to destroy vTPM manager vtpmmgr .*domains use it as their vTPM backend: user1/,
   );
   expect((await lab.xl(A, "domid", "vtpmmgr")).exitCode).toBe(0);
   expect((await lab.xl(A, "destroy", "user1")).exitCode).toBe(0);

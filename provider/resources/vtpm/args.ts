@@ -33,6 +33,9 @@ const vtpmShape = z.strictObject({
     )
     .optional(),
   maintCmds: z.boolean().optional(),
+  readyTimeoutSec: z.number().positive().max(3600).default(60),
+  /** The vTPM domain runs; out-of-band stops show as drift on this property. */
+  running: z.boolean().default(true),
   /** Allow changes that create a new vTPM image or UUID, losing the vTPM's keys. */
   allowStateReset: z.boolean().default(false),
   deletionPolicy: z.enum(deletionPolicies).default("archive"),
@@ -43,3 +46,6 @@ const vtpmShape = z.strictObject({
 export const vtpmSchema = vtpmShape.superRefine(checkStubdomPaths, { when: () => true });
 
 export type VtpmInputs = z.output<typeof vtpmSchema>;
+
+/** What a vTPM's console prints once it serves its guest (Xen's vTPM documentation). */
+export const VTPM_READY = "Waiting for frontend domain to connect";

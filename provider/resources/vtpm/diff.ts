@@ -3,12 +3,12 @@
  * UUID wipes the vTPM's keys, so such a change needs allowStateReset; everything else keeps
  * the image.
  */
-import { isDeepStrictEqual } from "node:util";
-import { imagePathOf } from "../stubdom";
+import { classifyChanges } from "../../dynamic";
+import { guardStateReset, imagePathOf, type StubdomDiff } from "../stubdom";
 import type { VtpmInputs } from "./args";
 
 /** Changes that lose the vTPM's keys: its image is recreated, or the manager sees a new UUID. */
-const STATE_RESETTING = ["uuid", "imagePath", "imageSizeMiB", "host"] as const;
+const STATE_RESETTING = ["uuid", "imagePath", "imageSizeMiB", "host"];
 /** Changes applied by rewriting the config and restarting the vTPM domain; the image stays. */
 const RESTARTING = [
   "name",
@@ -19,17 +19,7 @@ const RESTARTING = [
   "logLevel",
   "hwInitPcr",
   "maintCmds",
-] as const;
-
-export interface VtpmDiff {
-  readonly changed: string[];
-  /** Properties whose change replaces the vTPM (new image and UUID). */
-  readonly replaces: string[];
-  /** The domain must be restarted with a rewritten config. */
-  readonly restart: boolean;
-  /** Why the change is refused, with the fix; undefined when it may go ahead. */
-  readonly refused?: string;
-}
+];
 
 /** The vTPM as it is: the UUID it really has (generated once when the user set none). */
 export interface VtpmState {
@@ -47,17 +37,25 @@ function comparable(v: VtpmInputs, uuid: string | undefined): Record<string, unk
   };
 }
 
-export function diffVtpm(old: VtpmState, news: VtpmInputs): VtpmDiff {
-  const a = comparable(old.inputs, old.uuid);
-  const b = comparable(news, old.uuid);
-  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
-  const changed = keys.filter((k) => !isDeepStrictEqual(a[k], b[k])).sort();
-  const replaces = changed.filter((k) => (STATE_RESETTING as readonly string[]).includes(k));
-  const restart = replaces.length === 0 && changed.some((k) => (RESTARTING as readonly string[]).includes(k));
-  const refused =
-    replaces.length && !news.allowStateReset
-      ? `changing ${replaces.join(", ")} of vTPM ${news.name} creates a new vTPM image or UUID, and its keys would be lost; ` +
-        "set allowStateReset: true to allow it, or revert the change"
-      : undefined;
-  return { changed, replaces, restart, refused };
+/**
+ * `imagePresent: false` is the image gone out of band: its keys are lost already, and a new
+ * image is only made when the user says so.
+ */
+export function diffVtpm(old: VtpmState, news: VtpmInputs, imagePresent = true): StubdomDiff {
+  const d = classifyChanges(
+    comparable(old.inputs, old.uuid),
+    comparable(news, old.uuid),
+    STATE_RESETTING,
+    RESTARTING,
+  );
+  return guardStateReset(d, {
+    imagePresent,
+    allowStateReset: news.allowStateReset,
+    lost:
+      "vTPM image missing: its keys are lost; set allowStateReset to create a new one " +
+      `(vTPM ${news.name}, image ${imagePathOf(news)})`,
+    resetting: (replaces) =>
+      `changing ${replaces.join(", ")} of vTPM ${news.name} creates a new vTPM image or UUID, and its keys would be lost; ` +
+      "set allowStateReset: true to allow it, or revert the change",
+  });
 }

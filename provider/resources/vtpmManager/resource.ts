@@ -1,18 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { serializableProvider } from "../../dynamic";
-import type { Inputs } from "../../inputs";
-import type { ConnectionArgs } from "../../transport/connection";
+import type { DomainArgs } from "../../inputs";
 
-export interface VtpmManagerArgs {
-  /** How to reach the dom0. Stored as a secret: it holds the private key. */
-  readonly connection: pulumi.Input<Inputs<ConnectionArgs>>;
-  /** The manager's domain name; vTPMs name it as their backend. */
-  readonly name: pulumi.Input<string>;
-  /**
-   * Directories pulumi-tvd may write in on this dom0.
-   * @default ["/var/lib/xen", "/etc/xen"]
-   */
-  readonly allowedRoots?: pulumi.Input<pulumi.Input<string>[]>;
+export interface VtpmManagerArgs extends DomainArgs {
   /** @default "/var/lib/xen/vtpm/<name>.img" */
   readonly imagePath?: pulumi.Input<string>;
   /** @default 16 (the manager uses the first 2 MiB) */
@@ -21,8 +11,6 @@ export interface VtpmManagerArgs {
   readonly memoryMiB?: pulumi.Input<number>;
   /** @default "/usr/lib/xen/boot/vtpmmgr-stubdom.gz" */
   readonly kernel?: pulumi.Input<string>;
-  /** @default "/etc/xen" */
-  readonly configDir?: pulumi.Input<string>;
   /** Talk TPM 2.0 to the hardware TPM. @default false */
   readonly tpm2?: pulumi.Input<boolean>;
   /** @default - the manager's own default (0) */
@@ -35,12 +23,8 @@ export interface VtpmManagerArgs {
   readonly srkAuth?: pulumi.Input<string>;
   /** How long to wait for "Waiting for commands". @default 120 */
   readonly readyTimeoutSec?: pulumi.Input<number>;
-  /** @default true */
-  readonly running?: pulumi.Input<boolean>;
   /** Allow a new manager image (every served vTPM's keys are lost). @default false */
   readonly allowStateReset?: pulumi.Input<boolean>;
-  /** Take over an existing manager instead of creating one. @default false */
-  readonly adopt?: pulumi.Input<boolean>;
 }
 
 /**
