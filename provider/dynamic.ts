@@ -10,7 +10,15 @@ import { InputValidationError, validate, type CheckFailure } from "./validation"
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 /** Resource kinds the runtime module serves; each has one lifecycle in provider/resources/<kind>/. */
-export type ResourceKind = "HostFacts" | "VtpmManager" | "Vtpm" | "Guest";
+export type ResourceKind =
+  | "HostFacts"
+  | "VtpmManager"
+  | "Vtpm"
+  | "Guest"
+  | "TvdAuthority"
+  | "MemberIdentity"
+  | "SeedImage"
+  | "TvdNetwork";
 
 /**
  * The provider object Pulumi serializes into state with every resource. It must stay tiny and

@@ -10,7 +10,7 @@ import { hostFactsLifecycle } from "./resources/hostFacts/provider";
 import { vtpmLifecycle } from "./resources/vtpm/provider";
 import { vtpmManagerLifecycle } from "./resources/vtpmManager/provider";
 
-const lifecycles: Record<ResourceKind, pulumi.dynamic.ResourceProvider> = {
+const lifecycles: Partial<Record<ResourceKind, pulumi.dynamic.ResourceProvider>> = {
   HostFacts: hostFactsLifecycle,
   VtpmManager: vtpmManagerLifecycle,
   Vtpm: vtpmLifecycle,
