@@ -102,13 +102,24 @@ export type GuestBoot =
   /** pv-grub measures the kernel into PCR 4 and cmdline + initrd into PCR 5 before booting. */
   | { readonly kind: "pvgrub"; readonly kernel: string; readonly extra?: string };
 
+export interface GuestVif {
+  readonly bridge: string;
+  readonly mac?: string;
+  /** The guest's address (CIDR), for vif scripts and routing; the guest itself learns it from its seed. */
+  readonly ip?: string;
+}
+
+export function renderVifSpec(v: GuestVif): string {
+  return [`bridge=${v.bridge}`, v.mac && `mac=${v.mac}`, v.ip && `ip=${v.ip}`].filter(Boolean).join(",");
+}
+
 export interface GuestDomain {
   readonly name: string;
   readonly memoryMiB: number;
   readonly vcpus: number;
   readonly boot: GuestBoot;
   readonly disks: readonly GuestDisk[];
-  readonly vifs: ReadonlyArray<{ readonly bridge: string; readonly mac?: string }>;
+  readonly vifs: readonly GuestVif[];
   /** The guest's own vtpm-stubdom domain. */
   readonly vtpmBackend?: string;
 }
@@ -128,11 +139,7 @@ export function renderGuestConfig(d: GuestDomain): XlConfig {
     ["vcpus", d.vcpus],
     ...boot,
     ["disk", d.disks.map(renderDiskSpec)],
-    ...(d.vifs.length
-      ? ([
-          ["vif", d.vifs.map((v) => (v.mac ? `bridge=${v.bridge},mac=${v.mac}` : `bridge=${v.bridge}`))],
-        ] as const)
-      : []),
+    ...(d.vifs.length ? ([["vif", d.vifs.map(renderVifSpec)]] as const) : []),
     ...(d.vtpmBackend ? ([["vtpm", [`backend=${d.vtpmBackend}`]]] as const) : []),
   ];
 }

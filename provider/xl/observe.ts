@@ -4,6 +4,7 @@
  * differs". Pure; the inverse of renderVtpmManagerConfig, renderVtpmConfig and renderGuestConfig.
  */
 import { parseXlConfig, XlConfigSyntaxError, type XlValue } from "./config";
+import type { GuestVif } from "./domains";
 
 export interface ObservedStubdom {
   readonly name?: string;
@@ -105,7 +106,7 @@ export interface ObservedGuest {
   /** In order: the first is the guest's overlay, xvda. */
   readonly disks: readonly ObservedDisk[];
   /** The bridge as xl defaults it when unset (xenbr0); mac only when the spec sets one. */
-  readonly vifs: ReadonlyArray<{ readonly bridge: string; readonly mac?: string }>;
+  readonly vifs: readonly GuestVif[];
   /** The backend of the guest's vtpm= device: its vtpm-stubdom domain. */
   readonly vtpm?: string;
 }
@@ -124,8 +125,8 @@ export function observeGuestConfig(text: string): Observed<ObservedGuest> {
       return { target, format, vdev, access };
     }),
     vifs: (list(settings.get("vif")) ?? []).map((spec) => {
-      const { bridge = "xenbr0", mac } = specFields(spec);
-      return mac === undefined ? { bridge } : { bridge, mac };
+      const { bridge = "xenbr0", mac, ip } = specFields(spec);
+      return { bridge, ...(mac === undefined ? {} : { mac }), ...(ip === undefined ? {} : { ip }) };
     }),
     vtpm: list(settings.get("vtpm"))?.map(specFields)[0]?.backend,
   }));

@@ -85,6 +85,9 @@ describe("Guest inputs", () => {
     [{ vifs: [{ bridge: "xenbr0,script=/x" }] }, "vifs.0.bridge", /bridge name of 1 to 15/],
     [{ vifs: [{ bridge: "a".repeat(16) }] }, "vifs.0.bridge", /bridge name of 1 to 15/],
     [{ vifs: [{ bridge: "xenbr0", mac: "00:16:3E:00:00:01" }] }, "vifs.0.mac", /lowercase MAC/],
+    [{ vifs: [{ bridge: "xenbr0", ip: "10.50.0.11" }] }, "vifs.0.ip", /with its prefix length/],
+    [{ vifs: [{ bridge: "xenbr0", ip: "10.50.0.11/24,script=/x" }] }, "vifs.0.ip", /with its prefix length/],
+    [{ vifs: [{ bridge: "xenbr0", ip: "300.50.0.11/24" }] }, "vifs.0.ip", /with its prefix length/],
     [{ vtpm: "web1-vtpm;x" }, "vtpm", /letter or digit/],
     [{ extraDisks: [{ target: "/d", vdev: "xvda" }] }, "extraDisks.0.vdev", /xvda is the guest's overlay/],
     [

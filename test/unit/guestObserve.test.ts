@@ -53,7 +53,11 @@ describe("observeGuestConfig", () => {
       inputs({
         name: "multi",
         kernel: "/boot/vmlinuz",
-        vifs: [{ bridge: "xenbr0" }, { bridge: "br-lan.10", mac: "00:16:3e:0a:0b:0c" }],
+        vifs: [
+          { bridge: "xenbr0" },
+          { bridge: "br-lan.10", mac: "00:16:3e:0a:0b:0c" },
+          { bridge: "tvd-red", mac: "00:16:3e:0a:0b:0d", ip: "10.50.0.11/24" },
+        ],
         extraDisks: [
           { target: "/dev/vg0/multi-logs", vdev: "xvdc", format: "qcow2", access: "ro" },
           { target: "/dev/vg0/multi-data", vdev: "xvdb" },

@@ -8,7 +8,7 @@ import { configPathOf } from "../stubdom";
 const diskFormat = z.enum(["raw", "qcow2"]);
 const VCPUS = "must be a whole number of vCPUs from 1 to 128";
 
-/** A network interface on a dom0 bridge; both values go into an xl vif spec unquoted. */
+/** A network interface on a dom0 bridge; every value goes into an xl vif spec unquoted. */
 const vif = z.strictObject({
   /** A Linux interface name: at most 15 characters (IFNAMSIZ less the NUL). */
   bridge: z
@@ -18,6 +18,14 @@ const vif = z.strictObject({
   mac: z
     .string()
     .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, "must be a lowercase MAC address such as 00:16:3e:00:00:01")
+    .optional(),
+  /** @default - none: the guest's address comes from its seed or DHCP */
+  ip: z
+    .string()
+    .regex(
+      /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)\/([0-9]|[12]\d|3[0-2])$/,
+      "must be an IPv4 address with its prefix length, such as 10.50.0.11/24",
+    )
     .optional(),
 });
 

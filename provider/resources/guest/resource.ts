@@ -8,6 +8,8 @@ export interface GuestVifArgs {
   readonly bridge: string;
   /** @default - xl picks one in 00:16:3e */
   readonly mac?: string;
+  /** The guest's address with its prefix, e.g. "10.50.0.11/24". @default - none (the guest's seed or DHCP decides) */
+  readonly ip?: string;
 }
 
 export interface GuestDiskArgs {
