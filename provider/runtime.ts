@@ -7,6 +7,9 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { ResourceKind } from "./dynamic";
 import { guestLifecycle } from "./resources/guest/provider";
 import { hostFactsLifecycle } from "./resources/hostFacts/provider";
+import { memberIdentityLifecycle } from "./resources/memberIdentity/provider";
+import { tvdAuthorityLifecycle } from "./resources/tvdAuthority/provider";
+import { seedImageLifecycle } from "./resources/seedImage/provider";
 import { vtpmLifecycle } from "./resources/vtpm/provider";
 import { vtpmManagerLifecycle } from "./resources/vtpmManager/provider";
 
@@ -15,6 +18,9 @@ const lifecycles: Partial<Record<ResourceKind, pulumi.dynamic.ResourceProvider>>
   VtpmManager: vtpmManagerLifecycle,
   Vtpm: vtpmLifecycle,
   Guest: guestLifecycle,
+  TvdAuthority: tvdAuthorityLifecycle,
+  MemberIdentity: memberIdentityLifecycle,
+  SeedImage: seedImageLifecycle,
 };
 
 export function lifecycle(kind: ResourceKind): pulumi.dynamic.ResourceProvider {

@@ -76,7 +76,7 @@ export class Dom0 {
   private async script(
     script: string,
     args: readonly string[],
-    opts: { lock?: string; stdin?: string } = {},
+    opts: { lock?: string; stdin?: string | Buffer } = {},
   ): Promise<ExecResult> {
     const argv = ["sh", "-c", script, "pulumi-tvd", ...args];
     return this.session.run(opts.lock ? withLock(opts.lock, argv) : argv, { stdin: opts.stdin });
@@ -94,8 +94,11 @@ export class Dom0 {
     if (r.exitCode !== 0) this.fail(["create raw image", path], r, path);
   }
 
-  /** Replaces a file atomically: readers see the old content or the new, never a part. */
-  async writeFileAtomic(path: string, content: string, mode = "0644", lock?: string): Promise<void> {
+  /**
+   * Replaces a file atomically: readers see the old content or the new, never a part. Binary
+   * content (an image) goes through stdin byte for byte.
+   */
+  async writeFileAtomic(path: string, content: string | Buffer, mode = "0644", lock?: string): Promise<void> {
     const r = await this.script(WRITE_FILE_ATOMIC, [path, mode], { lock, stdin: content });
     if (r.exitCode !== 0) this.fail(["write", path], r, path);
   }

@@ -14,6 +14,8 @@ export interface FileReport {
   readonly content?: string;
   /** From `qemu-img info --output=json` of an overlay. */
   readonly qemu?: { readonly format: string; readonly backingFile?: string; readonly backingFormat?: string };
+  /** Hex sha256 of the file's bytes; unset when it could not be read. */
+  readonly sha256?: string;
 }
 
 export interface DomainReport {
@@ -29,7 +31,10 @@ export interface Inspection {
   readonly files: Record<string, FileReport>;
 }
 
-export type InspectTarget = { readonly role: "config" | "image" | "overlay"; readonly path: string };
+export type InspectTarget = {
+  readonly role: "config" | "image" | "overlay" | "checksum";
+  readonly path: string;
+};
 
 export function inspectArgs(domain: string, targets: readonly InspectTarget[]): string[] {
   return [domain, ...targets.map((t) => `${t.role}=${t.path}`)];
@@ -72,6 +77,8 @@ export function parseInspection(stdout: string): Inspection {
     if (kind === "size") files[path] = { ...prev, exists: true, sizeBytes: Number(value) };
     else if (kind === "missing") files[path] = { exists: false };
     else if (kind === "content") files[path] = { ...prev, content: value };
+    else if (kind === "sha256")
+      files[path] = /^[0-9a-f]{64}$/.test(value) ? { ...prev, sha256: value } : prev;
     else if (kind === "qemu") {
       let info: Record<string, unknown> = {};
       try {

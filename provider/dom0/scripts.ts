@@ -55,7 +55,9 @@ export const LOCK_DIR = "/var/lib/xen/pulumi-tvd/locks";
 /**
  * Everything `read` needs about one domain and its artifacts, in one round trip.
  * $1 domain name, then role=path arguments: config=<xl.cfg>, image=<raw image>,
- * overlay=<qcow2>. Prints `key<TAB>base64(value)` lines (see parseInspection).
+ * overlay=<qcow2>, checksum=<any file>. Prints `key<TAB>base64(value)` lines (see
+ * parseInspection). sha256sum reads stdin so that a path with a backslash or newline cannot
+ * change its output's shape.
  */
 export const INSPECT = `set -u
 emit() { printf '%s\\t%s\\n' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
@@ -68,6 +70,7 @@ for a in "$@"; do
   case $role in
     config) emit "content:$p" "$(cat -- "$p")" ;;
     overlay) emit "qemu:$p" "$(qemu-img info --output=json -U -- "$p" 2>&1)" ;;
+    checksum) emit "sha256:$p" "$(sha256sum < "$p" 2>/dev/null | cut -d' ' -f1)" ;;
   esac
 done
 `;

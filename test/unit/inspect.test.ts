@@ -57,6 +57,22 @@ describe("parseInspection", () => {
     });
   });
 
+  it("reads a checksum target's sha256, and leaves it unset when the file could not be read", () => {
+    const hash = "a".repeat(64);
+    const stdout = [
+      `xl-list-rc\t${b64("1")}`,
+      `size:/s.img\t${b64("1048576")}`,
+      `sha256:/s.img\t${b64(hash)}`,
+      `size:/unreadable.img\t${b64("10")}`,
+      `sha256:/unreadable.img\t${b64("")}`,
+    ].join("\n");
+    expect(parseInspection(stdout).files).toEqual({
+      "/s.img": { exists: true, sizeBytes: 1048576, sha256: hash },
+      "/unreadable.img": { exists: true, sizeBytes: 10 },
+    });
+    expect(inspectArgs("m1", [{ role: "checksum", path: "/s.img" }])).toEqual(["m1", "checksum=/s.img"]);
+  });
+
   it("passes paths as role=path arguments, never inside the script", () => {
     expect(inspectArgs("g", [{ role: "config", path: "/etc/xen/a b$(x).cfg" }])).toEqual([
       "g",

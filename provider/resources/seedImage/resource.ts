@@ -1,0 +1,87 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { SeedExtraFile, SeedNetwork, SeedSshHostKey, SeedX509 } from "../../cloudinit/render";
+import { serializableProvider } from "../../dynamic";
+import type { Inputs } from "../../inputs";
+import type { ConnectionArgs } from "../../transport/connection";
+
+export interface SeedImageSeedArgs {
+  /**
+   * cloud-init applies a seed once per instance id.
+   * @default - "<name>-<hash of the seed>": every seed change is applied at the guest's next boot
+   */
+  readonly instanceId?: pulumi.Input<string>;
+  readonly hostname: pulumi.Input<string>;
+  /** @default - none */
+  readonly fqdn?: pulumi.Input<string>;
+  /** @default { kind: "dhcp" } */
+  readonly network?: pulumi.Input<Inputs<SeedNetwork>>;
+  /** The guest's MAC (its vif's `mac`), so network-config matches that interface. @default - matched by name */
+  readonly macAddress?: pulumi.Input<string>;
+  /** @default "eth0" */
+  readonly interfaceName?: pulumi.Input<string>;
+  /** The member's ed25519 host key and certificate. @default - cloud-init generates host keys */
+  readonly sshHostKey?: pulumi.Input<Inputs<SeedSshHostKey>>;
+  /** @default [] */
+  readonly sshAuthorizedKeys?: pulumi.Input<pulumi.Input<string>[]>;
+  /** SSH CAs whose host certificates the member trusts (`@cert-authority *`). @default [] */
+  readonly sshCaPublicKeys?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Written to /etc/tvd/member.crt, member.key (0600) and ca.crt. @default - none */
+  readonly x509?: pulumi.Input<Inputs<SeedX509>>;
+  /** @default [] */
+  readonly extraFiles?: pulumi.Input<pulumi.Input<Inputs<SeedExtraFile>>[]>;
+}
+
+export interface SeedImageArgs {
+  /** How to reach the dom0. Stored as a secret: it holds the private key. */
+  readonly connection: pulumi.Input<Inputs<ConnectionArgs>>;
+  /** The member (guest domain) the seed is for. */
+  readonly name: pulumi.Input<string>;
+  /** Where the image goes on the dom0; attach it to the guest as xvdb. @default "/var/lib/xen/images/<name>-seed.img" */
+  readonly path?: pulumi.Input<string>;
+  /** Directories pulumi-tvd may write in on this dom0. @default ["/var/lib/xen", "/etc/xen"] */
+  readonly allowedRoots?: pulumi.Input<pulumi.Input<string>[]>;
+  /** @default 1024 */
+  readonly sizeKiB?: pulumi.Input<number>;
+  /** What cloud-init sets up in the member. Stored as a secret: it holds private keys. */
+  readonly seed: pulumi.Input<SeedImageSeedArgs>;
+}
+
+/**
+ * A cloud-init NoCloud seed image (FAT, label `cidata`) for one TVD member: its host name,
+ * network, SSH host key and certificate, trusted SSH CAs and X.509 identity. Built where Pulumi
+ * runs (needs dosfstools and mtools there), written to the dom0 mode 0600. A changed seed
+ * rewrites the image in place; a missing or altered image is drift that `up` repairs.
+ */
+export class SeedImage extends pulumi.dynamic.Resource {
+  declare public readonly name: pulumi.Output<string>;
+  declare public readonly path: pulumi.Output<string>;
+  declare public readonly sha256: pulumi.Output<string>;
+  declare public readonly present: pulumi.Output<boolean>;
+  declare public readonly observedSha256: pulumi.Output<string | null>;
+  declare public readonly sizeBytes: pulumi.Output<number | null>;
+  declare public readonly providerVersion: pulumi.Output<string>;
+
+  constructor(name: string, args: SeedImageArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      serializableProvider("SeedImage"),
+      name,
+      {
+        connection: pulumi.secret(args.connection),
+        name: args.name,
+        path: args.path,
+        allowedRoots: args.allowedRoots,
+        sizeKiB: args.sizeKiB,
+        // Private keys arrive among these: the whole seed is a secret.
+        seed: pulumi.secret(args.seed),
+        sha256: undefined,
+        present: undefined,
+        observedSha256: undefined,
+        sizeBytes: undefined,
+        providerVersion: undefined,
+      },
+      { ...opts, additionalSecretOutputs: ["connection", "seed"] },
+      "pulumi-tvd",
+      "SeedImage",
+    );
+  }
+}
