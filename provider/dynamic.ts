@@ -165,3 +165,28 @@ export function readResult(
     ? {}
     : { id, props: seen.outputs as Record<string, unknown>, inputs: seen.inputs as Record<string, unknown> };
 }
+
+/**
+ * The schema's own properties of a property bag, defaults applied, for comparison. Unlike
+ * parseInputs it never throws: at preview a value may still be unknown (the engine's placeholder),
+ * and it is then kept as is and compares as a change.
+ */
+export function comparableInputs(
+  schema: z.ZodObject,
+  props: Record<string, unknown>,
+): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(schema.shape).map(([key, field]) => {
+      const r = (field as z.ZodType).safeParse(props[key]);
+      return [key, r.success ? r.data : props[key]];
+    }),
+  );
+}
+
+/**
+ * The engine's diff result for a resource computed locally: nothing outside the stack is bound to
+ * its name, so a replacement is created before the old one is deleted.
+ */
+export function localDiffResult(d: ChangeClasses): pulumi.dynamic.DiffResult {
+  return { changes: d.changed.length > 0, replaces: d.replaces, deleteBeforeReplace: false };
+}

@@ -4,7 +4,7 @@
  * a new CA) is applied by reissuing both certificates for the same host key.
  */
 import { classifyChanges, type ChangeClasses } from "../../dynamic";
-import { comparableInputs } from "../tvdAuthority/diff";
+import { comparableInputs } from "../../dynamic";
 import { CA_SECRETS, memberIdentitySchema } from "./args";
 
 const REPLACING = ["memberName"] as const;

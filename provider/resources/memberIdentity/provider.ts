@@ -6,6 +6,8 @@
 import type * as pulumi from "@pulumi/pulumi";
 import {
   checkInputs,
+  comparableInputs,
+  localDiffResult,
   observedInputs,
   parseInputs,
   readResult,
@@ -22,7 +24,7 @@ import {
 } from "../../pki/ssh";
 import { issueIdentityCertificate } from "../../pki/x509";
 import { providerVersion } from "../../version";
-import { comparableInputs, localDiffResult } from "../tvdAuthority/diff";
+
 import {
   CA_SECRETS,
   memberIdentitySchema,

@@ -4,12 +4,20 @@
  * nothing to remove.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { checkInputs, parseInputs, readResult, userProps, userSetOf, wireSafe } from "../../dynamic";
+import {
+  checkInputs,
+  localDiffResult,
+  parseInputs,
+  readResult,
+  userProps,
+  userSetOf,
+  wireSafe,
+} from "../../dynamic";
 import { generateSshKeyPair } from "../../pki/ssh";
 import { createTvdCa } from "../../pki/x509";
 import { providerVersion } from "../../version";
 import { tvdAuthoritySchema, type TvdAuthorityInputs, type TvdAuthorityOutputs } from "./args";
-import { diffTvdAuthority, localDiffResult } from "./diff";
+import { diffTvdAuthority } from "./diff";
 
 const parse = (props: Record<string, unknown>) => parseInputs(tvdAuthoritySchema, "TvdAuthority", props);
 
