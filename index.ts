@@ -1,2 +1,3 @@
-/** pulumi-tvd: Trusted Virtual Domains on Xen, as Pulumi resources. */
+/** pulumi-tvd: Trusted Virtual Domains on Xen, as Pulumi resources and constructs. */
+export * from "./constructs";
 export * from "./provider";

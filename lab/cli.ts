@@ -82,11 +82,16 @@ async function main(argv: string[]): Promise<void> {
       if (hosts.length === 0) console.log("lab is down (no hosts)");
       for (const h of hosts) {
         console.log(
-          `${h.name}  ${h.running ? "running" : "STOPPED"}  ${h.host}:${h.port}  ${h.domains} domain(s)`,
+          `${h.name}  ${h.running ? "running" : "STOPPED"}  ${h.host}:${h.port}  underlay ${h.underlayIp}  ${h.domains} domain(s)`,
         );
         for (const v of h.vtpms) {
           const tcti = v.tpm === "2.0" ? `  tpm2-tools: -T swtpm:path=${v.server}` : "";
           console.log(`  vTPM ${v.domain}  TPM ${v.tpm}  server ${v.server}  ctrl ${v.ctrl}${tcti}`);
+        }
+        for (const n of h.netns) {
+          console.log(
+            `  netns ${n.domain}  pid ${n.pid}  ${n.vifs.join(" ")}  enter: nsenter -t ${n.pid} -n`,
+          );
         }
       }
       return;

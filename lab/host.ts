@@ -4,7 +4,9 @@
  *    /etc/xen, /var/lib/xen (a size-limited ext4 image), /var/log/xen, /usr/lib/xen/boot,
  *    /var/lib/tvd-lab and /usr/local/sbin (the xl emulator and xenstore tools) mounted inside;
  *  - a real OpenSSH sshd inside those namespaces, on the host's own 127.0.0.1:22;
- *  - a socat forwarder on the machine's 127.0.0.1:<port> into that sshd.
+ *  - a socat forwarder on the machine's 127.0.0.1:<port> into that sshd;
+ *  - an `eth0` into the lab's underlay, a bridge in a namespace of its own that stands in for
+ *    the switch between real dom0s (10.99.0.0/24).
  * Everything lives under <stateDir>/<name>/ and survives restarts of any of the three.
  */
 import { spawn } from "node:child_process";
@@ -39,7 +41,12 @@ export interface LabHostRecord extends LabHostEntry {
   readonly holderPid: number;
   readonly forwarderPid: number;
   readonly dir: string;
+  /** The host's eth0 address on the lab's underlay. */
+  readonly underlayIp: string;
 }
+
+/** A host whose own parts run; the lab joins it to the underlay afterwards. */
+export type BootedHost = Omit<LabHostRecord, "underlayIp">;
 
 /** Directories bound from the host's state dir over the same path inside its mount namespace. */
 export const BOUND_DIRS = [
@@ -222,7 +229,7 @@ function spawnDetached(argv: string[], log: string): number {
 }
 
 /** Starts whatever part of the host is not running; idempotent. */
-export async function ensureHost(opts: LabHostOptions): Promise<LabHostRecord> {
+export async function ensureHost(opts: LabHostOptions): Promise<BootedHost> {
   const dir = path.resolve(opts.stateDir, opts.name);
   const root = path.join(dir, "root");
   const dataImage = path.join(dir, "xen-data.ext4");
@@ -382,4 +389,83 @@ export async function stopHost(dir: string): Promise<void> {
   await killAndWait(readPid(path.join(dir, "sshd.pid")));
   // The loop device behind /var/lib/xen is released with the namespace's last process.
   await killAndWait(holderPid);
+}
+
+/** The underlay's subnet; host i (inventory order) is .i+1. */
+export const UNDERLAY_PREFIX = "10.99.0";
+export const UNDERLAY_BRIDGE = "underlay0";
+
+export function underlayIpOf(index: number): string {
+  return `${UNDERLAY_PREFIX}.${index + 1}`;
+}
+
+const underlayDir = (stateDir: string) => path.resolve(stateDir, "underlay");
+
+/**
+ * The lab's underlay: a bridge in a network namespace of its own, held open by a process as the
+ * hosts' are. It is the only link between hosts, so a TVD's VXLAN is real traffic between
+ * namespaces. Starts it unless it runs; returns the holder's pid.
+ */
+export async function ensureUnderlay(stateDir: string): Promise<number> {
+  const dir = underlayDir(stateDir);
+  mkdirSync(dir, { recursive: true });
+  const pidFile = path.join(dir, "holder.pid");
+  let pid = readPid(pidFile);
+  if (alive(pid)) return pid!;
+  const script = [
+    `ip link set lo up && ip link add ${UNDERLAY_BRIDGE} type bridge && ip link set ${UNDERLAY_BRIDGE} up || exit 1`,
+    "exec sleep infinity",
+  ].join("\n");
+  pid = spawnDetached(["unshare", "--net", "--", "sh", "-c", script], path.join(dir, "holder.log"));
+  writeFileSync(pidFile, `${pid}\n`);
+  await waitFor(() => {
+    if (!alive(pid))
+      throw new Error(
+        `the lab underlay failed to start: ${readFileSync(path.join(dir, "holder.log"), "utf8")}`,
+      );
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep");
+  }, "the lab underlay");
+  return pid;
+}
+
+/**
+ * Gives a host its `eth0` on the underlay at `ip`/24, unless it already has it. A veth pair
+ * dies with either namespace, so after a restart of the host or of the underlay the link is
+ * simply missing and made again.
+ */
+export async function attachToUnderlay(underlayPid: number, host: BootedHost, ip: string): Promise<void> {
+  const now = await inHost(host, ["ip", "-o", "-4", "addr", "show", "dev", "eth0", "up"]);
+  if (now.code === 0 && now.stdout.includes(` inet ${ip}/24 `)) return;
+  // A half-made link from an interrupted up; the underlay side goes with it.
+  await inHost(host, ["ip", "link", "del", "eth0"]);
+  const port = `up-${host.name}`.slice(0, 15);
+  const plug = [
+    'ip link del "$1" 2>/dev/null',
+    `ip link add "$1" type veth peer name eth0 netns "$2" && ip link set "$1" master ${UNDERLAY_BRIDGE} up`,
+  ].join("\n");
+  await runChecked([
+    "nsenter",
+    "-t",
+    String(underlayPid),
+    "-n",
+    "sh",
+    "-c",
+    plug,
+    "plug",
+    port,
+    String(host.holderPid),
+  ]);
+  const up = await inHost(host, [
+    "sh",
+    "-c",
+    'ip addr add "$1/24" dev eth0 && ip link set eth0 up',
+    "up",
+    ip,
+  ]);
+  if (up.code !== 0) throw new Error(`cannot bring up eth0 on ${host.name}: ${up.stderr}`);
+}
+
+/** Stops the underlay; the hosts' eth0 links go with it. */
+export async function stopUnderlay(stateDir: string): Promise<void> {
+  await killAndWait(readPid(path.join(underlayDir(stateDir), "holder.pid")));
 }

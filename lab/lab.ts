@@ -6,18 +6,27 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import * as path from "node:path";
 import {
   alive,
+  attachToUnderlay,
   ensureHost,
+  ensureUnderlay,
   inHost,
   seedXenData,
   stopHost,
+  stopUnderlay,
+  underlayIpOf,
   type LabHostOptions,
   type LabHostRecord,
 } from "./host";
 import type { LabHostEntry } from "./sshd";
 import type { HostState } from "./xl/state";
 
+/** An inventory entry: how to reach the host, and its address on the lab's underlay. */
+export interface InventoryHost extends LabHostEntry {
+  readonly underlayIp: string;
+}
+
 export interface Inventory {
-  readonly hosts: LabHostEntry[];
+  readonly hosts: InventoryHost[];
 }
 
 export interface LabOptions {
@@ -62,9 +71,9 @@ function readState(stateDir: string): LabState | undefined {
   return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as LabState) : undefined;
 }
 
-function entryOf(h: LabHostRecord): LabHostEntry {
-  const { name, kind, host, port, user, privateKeyPath, hostKeyFingerprint } = h;
-  return { name, kind, host, port, user, privateKeyPath, hostKeyFingerprint };
+function entryOf(h: LabHostRecord): InventoryHost {
+  const { name, kind, host, port, user, privateKeyPath, hostKeyFingerprint, underlayIp } = h;
+  return { name, kind, host, port, user, privateKeyPath, hostKeyFingerprint, underlayIp };
 }
 
 /** Starts whatever is not running until `hosts` hosts answer SSH; returns the inventory. */
@@ -94,7 +103,14 @@ export async function labUp(stateDir: string, opts: LabOptions): Promise<Invento
     managerReadyDelaySec: options.managerReadyDelaySec,
     shutdownAckTimeoutSec: options.shutdownAckTimeoutSec,
   });
-  const hosts = await Promise.all(Array.from({ length: options.hosts }, (_, i) => ensureHost(hostOpts(i))));
+  const booted = await Promise.all(Array.from({ length: options.hosts }, (_, i) => ensureHost(hostOpts(i))));
+  const underlayPid = await ensureUnderlay(stateDir);
+  const hosts: LabHostRecord[] = await Promise.all(
+    booted.map(async (h, i) => {
+      await attachToUnderlay(underlayPid, h, underlayIpOf(i));
+      return { ...h, underlayIp: underlayIpOf(i) };
+    }),
+  );
   for (const extra of previous?.hosts.filter((h) => !hosts.some((k) => k.name === h.name)) ?? []) {
     await stopHost(extra.dir);
   }
@@ -111,10 +127,18 @@ export interface VtpmStatus {
   readonly ctrl: string;
 }
 
-export interface HostStatus extends LabHostEntry {
+/** A domain's stand-in guest network namespace: `nsenter -t <pid> -n` enters it. */
+export interface NetnsStatus {
+  readonly domain: string;
+  readonly pid: number;
+  readonly vifs: string[];
+}
+
+export interface HostStatus extends InventoryHost {
   readonly running: boolean;
   readonly domains: number;
   readonly vtpms: VtpmStatus[];
+  readonly netns: NetnsStatus[];
 }
 
 export function labHosts(stateDir: string): LabHostRecord[] {
@@ -140,6 +164,9 @@ export function labStatus(stateDir: string): HostStatus[] {
           server: path.join(h.dir, "root", d.swtpm!.server),
           ctrl: path.join(h.dir, "root", d.swtpm!.ctrl),
         })),
+      netns: state.domains
+        .filter((d) => d.netns)
+        .map((d) => ({ domain: d.name, pid: d.netns!.pid, vifs: d.netns!.vifs })),
     };
   });
 }
@@ -170,6 +197,7 @@ export async function labDown(stateDir: string): Promise<void> {
       await stopHost(h.dir);
     }),
   );
+  await stopUnderlay(stateDir);
   rmSync(inventoryPath(stateDir), { force: true });
 }
 

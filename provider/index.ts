@@ -2,6 +2,7 @@ export { Guest, type GuestArgs, type GuestDiskArgs, type GuestVifArgs } from "./
 export { HostFacts, type HostFactsArgs } from "./resources/hostFacts/resource";
 export { MemberIdentity, type MemberIdentityArgs } from "./resources/memberIdentity/resource";
 export { TvdAuthority, type TvdAuthorityArgs } from "./resources/tvdAuthority/resource";
+export { TvdNetwork, type TvdNetworkArgs } from "./resources/tvdNetwork/resource";
 export { SeedImage, type SeedImageArgs, type SeedImageSeedArgs } from "./resources/seedImage/resource";
 export { Vtpm, type VtpmArgs } from "./resources/vtpm/resource";
 export { VtpmManager, type VtpmManagerArgs } from "./resources/vtpmManager/resource";

@@ -10,6 +10,7 @@ import { hostFactsLifecycle } from "./resources/hostFacts/provider";
 import { memberIdentityLifecycle } from "./resources/memberIdentity/provider";
 import { tvdAuthorityLifecycle } from "./resources/tvdAuthority/provider";
 import { seedImageLifecycle } from "./resources/seedImage/provider";
+import { tvdNetworkLifecycle } from "./resources/tvdNetwork/provider";
 import { vtpmLifecycle } from "./resources/vtpm/provider";
 import { vtpmManagerLifecycle } from "./resources/vtpmManager/provider";
 
@@ -21,6 +22,7 @@ const lifecycles: Partial<Record<ResourceKind, pulumi.dynamic.ResourceProvider>>
   TvdAuthority: tvdAuthorityLifecycle,
   MemberIdentity: memberIdentityLifecycle,
   SeedImage: seedImageLifecycle,
+  TvdNetwork: tvdNetworkLifecycle,
 };
 
 export function lifecycle(kind: ResourceKind): pulumi.dynamic.ResourceProvider {

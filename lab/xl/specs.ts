@@ -154,6 +154,16 @@ export const xlErrors = {
       ],
       3,
     ),
+  // Text given for vif-bridge's failure; not yet measured on real Xen (see README, known differences).
+  missingBridge: (domid: number, bridge: string) =>
+    new XlError(
+      [
+        "libxl: error: libxl_exec.c:117:libxl_report_child_exitstatus: /etc/xen/scripts/vif-bridge online [-1] exited with error status 1",
+        `libxl: error: libxl_device.c:1299:device_hotplug_child_death_cb: script: Could not find bridge device ${bridge}`,
+        ...destroyAfterFailure(domid),
+      ],
+      3,
+    ),
   invalidDomain: (arg: string) => new XlError([`${arg} is an invalid domain identifier (rc=-6)`], 1),
   noSuchDomid: (id: number) => new XlError([`Error: Domain '${id}' does not exist.`], 1),
   destroyFailed: () => new XlError(["destroy failed (rc=-21)"], 1),

@@ -70,6 +70,13 @@ export interface SwtpmProcess {
   readonly loop: string;
 }
 
+/** A guest's stand-in network: a namespace held open by a process, one veth pair per vif. */
+export interface GuestNetns {
+  readonly pid: number;
+  /** Backend interfaces in dom0, vif<domid>.<devid>, as Xen names them. */
+  readonly vifs: string[];
+}
+
 export interface DomainRecord {
   readonly domid: number;
   readonly name: string;
@@ -80,6 +87,7 @@ export interface DomainRecord {
   /** The manager printed "Waiting for commands" (only then may it be destroyed safely). */
   ready: boolean;
   swtpm?: SwtpmProcess;
+  netns?: GuestNetns;
 }
 
 export interface HostState {

@@ -18,6 +18,7 @@ import {
   usedMemoryMiB,
   type VtpmRow,
 } from "./render";
+import { missingBridge, plugVifs, unplugVifs } from "./network";
 import { isUuid, XlError, xlErrors } from "./specs";
 import { startSwtpm, stopSwtpm } from "./swtpm";
 import {
@@ -149,6 +150,8 @@ function create(settings: HostSettings, args: string[]): XlOutput {
       fail(e as XlError);
     }
     if (config.kind === "vtpm" && !config.disks[0]) fail(xlErrors.missingDisk(domid, "(no disk)"));
+    const noBridge = missingBridge(config.nics);
+    if (noBridge !== undefined) fail(xlErrors.missingBridge(domid, noBridge));
 
     const record: DomainRecord = {
       domid,
@@ -159,13 +162,23 @@ function create(settings: HostSettings, args: string[]): XlOutput {
       vtpms: devices,
       ready: config.kind !== "vtpmmgr",
     };
+    try {
+      record.netns = plugVifs(domid, config.name, config.nics);
+    } catch (e) {
+      fail(e as XlError);
+    }
     if (config.kind === "vtpm") {
-      record.swtpm = startSwtpm({
-        name: config.name,
-        image: config.disks[0].pdev_path,
-        tpm2: config.tpm2,
-        runDir: path.join(LAB_DIR, "vtpm", config.name),
-      });
+      try {
+        record.swtpm = startSwtpm({
+          name: config.name,
+          image: config.disks[0].pdev_path,
+          tpm2: config.tpm2,
+          runDir: path.join(LAB_DIR, "vtpm", config.name),
+        });
+      } catch (e) {
+        if (record.netns) unplugVifs(record.netns, config.name);
+        throw e;
+      }
     }
     state.domains.push(record);
     saveState(state);
@@ -244,6 +257,7 @@ export function managerReady(domid: number): void {
 
 function teardown(state: HostState, d: DomainRecord): void {
   if (d.swtpm) stopSwtpm(d.swtpm);
+  if (d.netns) unplugVifs(d.netns, d.name);
   if (d.config.kind === "vtpmmgr") {
     const users = state.domains.filter((x) => x.vtpms.some((v) => v.backendDomid === d.domid));
     const image = d.config.disks[0]?.pdev_path;

@@ -9,11 +9,15 @@ import {
   consoleLogPath,
   CREATE_OVERLAY,
   CREATE_RAW_IMAGE,
+  EXIT_BUSY,
   EXIT_EXISTS,
   EXIT_MISSING,
   EXIT_TIMEOUT,
   INSPECT,
   LOCK_DIR,
+  TVD_NET_CREATE,
+  TVD_NET_DELETE,
+  TVD_NET_READ,
   WAIT_FOR_CONSOLE,
   WRITE_FILE_ATOMIC,
 } from "./scripts";
@@ -181,6 +185,85 @@ export class Dom0 {
   async domainsUsing(backend: string): Promise<string[]> {
     const { stdout } = await this.session.check(["xl", "list", "-l"]);
     return domainsWithVtpmBackend(JSON.parse(stdout || "[]"), backend);
+  }
+
+  /**
+   * Makes a TVD's bridge and VXLAN as declared: what is missing is made, peers are added and
+   * removed, the MTU is set (see TVD_NET_CREATE). One round trip.
+   */
+  async ensureVxlanBridge(n: VxlanBridge): Promise<void> {
+    const args = [n.bridge, String(n.vni), n.localIp, String(n.dstPort), String(n.mtu), ...n.peers];
+    const r = await this.script(TVD_NET_CREATE, args, { lock: `bridge-${n.bridge}` });
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(
+        this.endpoint,
+        `create bridge ${n.bridge} with vx${n.vni}`,
+        r.exitCode,
+        r.stderr,
+      );
+  }
+
+  /** Every link on the dom0 and the VXLAN's fdb, as `ip -j` and `bridge -j` print them. One round trip. */
+  async readVxlanBridge(bridge: string, vxlan: string): Promise<{ links: unknown[]; fdb: unknown[] }> {
+    const r = await this.script(TVD_NET_READ, [bridge, vxlan]);
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(this.endpoint, `read bridge ${bridge}`, r.exitCode, r.stderr);
+    const values = new Map(
+      r.stdout
+        .split("\n")
+        .filter((l) => l.includes("\t"))
+        .map((l) => [
+          l.slice(0, l.indexOf("\t")),
+          Buffer.from(l.slice(l.indexOf("\t") + 1), "base64").toString(),
+        ]),
+    );
+    const json = (key: string) => JSON.parse(values.get(key)?.trim() || "[]") as unknown[];
+    return { links: json("links"), fdb: json("fdb") };
+  }
+
+  /**
+   * Removes the bridge and its VXLAN; gone already is fine. Throws BridgeInUseError while other
+   * interfaces (guests' vifs) are still on the bridge.
+   */
+  async deleteVxlanBridge(bridge: string, vxlan: string): Promise<void> {
+    const r = await this.script(TVD_NET_DELETE, [bridge, vxlan], { lock: `bridge-${bridge}` });
+    if (r.exitCode === EXIT_BUSY) {
+      const ports = r.stdout
+        .trim()
+        .split("\n")
+        .map((l) => {
+          const [ifname, domain] = l.split(" ");
+          return { ifname, domain: domain === "-" || domain === "?" ? undefined : domain };
+        });
+      throw new BridgeInUseError(this.endpoint, bridge, ports);
+    }
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(this.endpoint, `delete bridge ${bridge}`, r.exitCode, r.stderr);
+  }
+}
+
+/** A TVD's network on one dom0: its bridge, joined to the other hosts by VXLAN vx<vni>. */
+export interface VxlanBridge {
+  readonly bridge: string;
+  readonly vni: number;
+  readonly localIp: string;
+  readonly peers: readonly string[];
+  readonly mtu: number;
+  readonly dstPort: number;
+}
+
+/** A bridge cannot go while interfaces other than its VXLAN are on it. */
+export class BridgeInUseError extends Error {
+  constructor(
+    readonly endpoint: string,
+    readonly bridge: string,
+    readonly ports: ReadonlyArray<{ readonly ifname: string; readonly domain?: string }>,
+  ) {
+    const named = ports.map((p) => (p.domain ? `${p.ifname} (domain ${p.domain})` : p.ifname)).join(", ");
+    super(
+      `bridge ${bridge} on ${endpoint} still has interfaces ${named}; guests must go first: destroy them (or move their vifs) before deleting the network`,
+    );
+    this.name = "BridgeInUseError";
   }
 }
 

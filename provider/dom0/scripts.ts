@@ -116,3 +116,100 @@ if ! ln -- "$p" "$dest" 2>/dev/null; then echo "refusing to overwrite $dest: it 
 rm -f -- "$p"
 printf '%s\\n' "$dest"
 `;
+
+/** Exit code of a script that refused because something still uses what it would remove (EBUSY). */
+export const EXIT_BUSY = 16;
+
+/**
+ * Shell functions of TVD_NET_CREATE. `sync_peers <vxlan> <peer>...` makes the
+ * vxlan's head-end replication list (all-zero fdb entries) exactly the given peers; it records
+ * what it appended in $added so that a failing create can take it back.
+ */
+const TVD_NET_FUNCTIONS = `added=""
+peers_of() { bridge fdb show dev "$1" 2>/dev/null | awk '$1 == "00:00:00:00:00:00" && $2 == "dst" { print $3 }'; }
+sync_peers() {
+  vx=$1; shift
+  for old in $(peers_of "$vx"); do
+    keep=0; for p in "$@"; do [ "$p" = "$old" ] && keep=1; done
+    [ "$keep" = 1 ] || bridge fdb del 00:00:00:00:00:00 dev "$vx" dst "$old" || return 1
+  done
+  have=$(peers_of "$vx")
+  for p in "$@"; do
+    case " $(echo $have) " in *" $p "*) continue ;; esac
+    bridge fdb append 00:00:00:00:00:00 dev "$vx" dst "$p" || return 1
+    added="$added $p"
+  done
+}
+`;
+
+/**
+ * $1 bridge, $2 vni, $3 local IPv4, $4 UDP port, $5 MTU, then the peers' IPv4s. Makes the TVD's
+ * bridge and its VXLAN vx<vni> (head-end replication to every peer, no learning: the peer list
+ * is the whole truth), enslaves the VXLAN and brings both up. Idempotent: what exists and
+ * matches is kept; a device of that name that does not match is refused, never changed. All or
+ * nothing: on failure it removes the devices and fdb entries it made.
+ */
+export const TVD_NET_CREATE = `set -u
+br=$1; vni=$2; local=$3; port=$4; mtu=$5; shift 5
+vx=vx$vni
+${TVD_NET_FUNCTIONS}made=""
+fail() {
+  echo "$*" >&2
+  for p in $added; do bridge fdb del 00:00:00:00:00:00 dev "$vx" dst "$p" 2>/dev/null; done
+  for l in $made; do ip link del dev "$l" 2>/dev/null; done
+  exit 1
+}
+[ -n "$(ip -o -4 addr show to "$local/32")" ] || fail "$local is not an address of this host (localIp must be its underlay address)"
+if ip link show dev "$br" >/dev/null 2>&1; then
+  [ -n "$(ip -o link show dev "$br" type bridge)" ] || fail "$br exists on this host and is not a bridge"
+else
+  ip link add name "$br" type bridge || fail "cannot create bridge $br"
+  made="$br"
+fi
+if ip link show dev "$vx" >/dev/null 2>&1; then
+  d=" $(ip -o -d link show dev "$vx" | tr '\\\\' ' ') "
+  case $d in *" vxlan id $vni local $local "*" dstport $port "*) ;; *)
+    fail "$vx exists on this host with other settings (another TVD on VNI $vni?):$(echo "$d" | grep -o ' vxlan id .* dstport [0-9]*')" ;;
+  esac
+  case $d in *" master "*) case $d in *" master $br "*) ;; *) fail "$vx is enslaved to another bridge" ;; esac ;; esac
+else
+  ip link add "$vx" type vxlan id "$vni" local "$local" dstport "$port" nolearning || fail "cannot create $vx"
+  made="$vx $made"
+fi
+ip link set dev "$vx" mtu "$mtu" || fail "cannot set MTU $mtu on $vx"
+ip link set dev "$br" mtu "$mtu" || fail "cannot set MTU $mtu on $br"
+sync_peers "$vx" "$@" || fail "cannot set $vx's peers"
+ip link set dev "$vx" master "$br" || fail "cannot add $vx to $br"
+ip link set dev "$vx" up && ip link set dev "$br" up || fail "cannot bring $br up"
+`;
+
+/**
+ * $1 bridge, $2 vxlan. Everything read needs: every link (`ip -j -d link show`: the bridge, the
+ * VXLAN's id, local address, port and MTU, and which ports the bridge has) and the VXLAN's fdb.
+ */
+export const TVD_NET_READ = `set -u
+emit() { printf '%s\\t%s\\n' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
+emit links "$(ip -j -d link show)"
+emit fdb "$(bridge -j fdb show dev "$2" 2>/dev/null)"
+`;
+
+/**
+ * $1 bridge, $2 vxlan. Removes both, unless the bridge still has ports other than the VXLAN:
+ * then it exits ${EXIT_BUSY} and prints each port, with the domain of a vif<domid>.<devid>.
+ * Devices already gone are fine (delete is idempotent).
+ */
+export const TVD_NET_DELETE = `set -u
+br=$1; vx=$2
+busy=0
+for l in $(ip -o link show master "$br" 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
+  [ "$l" = "$vx" ] && continue
+  busy=1
+  case $l in
+    vif*.*) id=\${l#vif}; id=\${id%%.*}; printf '%s %s\\n' "$l" "$(xl domname "$id" 2>/dev/null || echo '?')" ;;
+    *) printf '%s -\\n' "$l" ;;
+  esac
+done
+[ "$busy" = 0 ] || exit ${EXIT_BUSY}
+if ip link show dev "$vx" >/dev/null 2>&1; then ip link del dev "$vx" || exit 1; fi
+if [ -n "$(ip -o link show dev "$br" type bridge 2>/dev/null)" ]; then ip link del dev "$br" || exit 1; fi
+`;

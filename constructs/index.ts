@@ -1,0 +1,12 @@
+export {
+  renderSummary,
+  TrustedVirtualDomain,
+  type TrustedVirtualDomainProps,
+  type TvdGuestTemplate,
+  type TvdMember,
+  type TvdMemberOutputs,
+  type TvdMemberProps,
+  type TvdNetworkProps,
+} from "./trustedVirtualDomain";
+export { TvdPlanError, type MemberPlan, type TvdMemberSpec } from "./plan";
+export { XenHost, type XenHostProps } from "./xenHost";

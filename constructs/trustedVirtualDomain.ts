@@ -1,0 +1,292 @@
+import * as pulumi from "@pulumi/pulumi";
+import { Guest } from "../provider/resources/guest/resource";
+import { MemberIdentity } from "../provider/resources/memberIdentity/resource";
+import { SeedImage } from "../provider/resources/seedImage/resource";
+import { TvdAuthority } from "../provider/resources/tvdAuthority/resource";
+import { TvdNetwork } from "../provider/resources/tvdNetwork/resource";
+import { Vtpm } from "../provider/resources/vtpm/resource";
+import { planMembers, TvdPlanError, vniFor, type MemberPlan, type TvdMemberSpec } from "./plan";
+import type { XenHost } from "./xenHost";
+
+/** What every member's guest is built from; members may override memory and vCPUs. */
+export interface TvdGuestTemplate {
+  /** The template image on every host the TVD spans; each member gets a qcow2 overlay of it. */
+  readonly baseImage: string;
+  /** @default "raw" */
+  readonly baseImageFormat?: "raw" | "qcow2";
+  /** @default 256 */
+  readonly memoryMiB?: number;
+  /** @default 1 */
+  readonly vcpus?: number;
+  /** @default "direct" */
+  readonly bootLoader?: "direct" | "pvgrub";
+  /** @default - required for "direct" */
+  readonly kernel?: string;
+  /** @default - none */
+  readonly ramdisk?: string;
+  /** @default - none */
+  readonly cmdline?: string;
+}
+
+export interface TvdNetworkProps {
+  /** The TVD's own IPv4 network; members get addresses in it. @default "10.50.0.0/24" */
+  readonly subnet?: string;
+  /** The VXLAN id linking the TVD's hosts. @default - derived from the TVD's name */
+  readonly vni?: number;
+  /** @default - none */
+  readonly gateway?: string;
+  /** @default - none */
+  readonly dns?: string[];
+}
+
+/** A member given in a list: its name, and its host as the XenHost itself or its construct name. */
+export interface TvdMemberProps extends Omit<TvdMemberSpec, "host"> {
+  readonly host?: XenHost | string;
+}
+
+export interface TrustedVirtualDomainProps {
+  /** The hosts the TVD spans; each gets the TVD's bridge and a VXLAN link to the others. */
+  readonly hosts: readonly XenHost[];
+  readonly template: TvdGuestTemplate;
+  /**
+   * How many members, spread over the hosts in turn (named `<tvd>-01`, `<tvd>-02`...), or the
+   * members themselves (named `<tvd>-<name>`), with per-member overrides.
+   */
+  readonly members: number | readonly TvdMemberProps[];
+  /** @default - "10.50.0.0/24", a VXLAN id derived from the name */
+  readonly network?: TvdNetworkProps;
+  /** SSH public keys allowed to log in to every member. @default [] */
+  readonly authorizedKeys?: readonly string[];
+  /**
+   * Change it (any new value) to reissue every member's certificates in one `up`; guests and
+   * vTPMs are kept.
+   * @default "0"
+   */
+  readonly rotation?: pulumi.Input<string>;
+  /** @default 365 */
+  readonly certificateValidityDays?: number;
+}
+
+/** What a user wants to see of each member. */
+export interface TvdMemberOutputs {
+  readonly host: string;
+  readonly domain: string;
+  readonly vtpmUuid: string;
+  readonly ip: string;
+  readonly sshHostKeyFingerprint: string;
+  readonly x509Serial: string;
+  readonly sshCertSerial: string;
+}
+
+/** The member resources one member is made of, for programs that want more than the outputs. */
+export interface TvdMember {
+  readonly plan: MemberPlan;
+  readonly vtpm: Vtpm;
+  readonly identity: MemberIdentity;
+  readonly seed: SeedImage;
+  readonly guest: Guest;
+}
+
+const TVD_NAME = /^[a-z][a-z0-9]{0,10}$/;
+/** What each member's vtpm-stubdom takes of its host's memory (the Vtpm default). */
+const VTPM_MEMORY_MIB = 8;
+
+/**
+ * A Trusted Virtual Domain: guests on several Xen hosts that form one unit under one trust
+ * anchor. Each member gets its own vTPM and guest (an overlay of the template), an SSH host key
+ * with a certificate from the TVD's SSH CA, an X.509 identity from the TVD's CA, and a cloud-init
+ * seed that carries all of it into the guest before its first boot. The TVD's guests share a
+ * bridge per host, linked between hosts by the TVD's own VXLAN and by nothing else.
+ */
+export class TrustedVirtualDomain extends pulumi.ComponentResource {
+  readonly tvdName: string;
+  readonly authority: TvdAuthority;
+  readonly networks: Readonly<Record<string, TvdNetwork>>;
+  readonly memberResources: Readonly<Record<string, TvdMember>>;
+  /** Per member: host, domain, vTPM UUID, address, SSH host key fingerprint, certificate serials. */
+  readonly members: pulumi.Output<Record<string, TvdMemberOutputs>>;
+  /** A table of the members, for `pulumi up` to print. */
+  readonly summary: pulumi.Output<string>;
+
+  constructor(name: string, props: TrustedVirtualDomainProps, opts?: pulumi.ComponentResourceOptions) {
+    super("pulumi-tvd:index:TrustedVirtualDomain", name, {}, opts);
+    if (!TVD_NAME.test(name)) {
+      throw new TvdPlanError(name, [
+        "the name must be 1 to 11 lowercase letters and digits, starting with a letter (it names the TVD's bridge, tvd-<name>, at most 15 characters)",
+      ]);
+    }
+    const hostByName = new Map(props.hosts.map((h) => [h.hostName, h]));
+    const memoryMiB = props.template.memoryMiB ?? 256;
+    const plans = planMembers({
+      tvd: name,
+      hosts: props.hosts.map((h) => ({
+        name: h.hostName,
+        guestMemoryMiB: h.guestMemoryMiB,
+        reservedMiB: h.reservedMiB,
+      })),
+      members:
+        typeof props.members === "number"
+          ? props.members
+          : props.members.map((m) => ({
+              ...m,
+              host: typeof m.host === "string" ? m.host : m.host?.hostName,
+            })),
+      memoryMiB,
+      vcpus: props.template.vcpus ?? 1,
+      subnet: props.network?.subnet ?? "10.50.0.0/24",
+      vtpmMemoryMiB: VTPM_MEMORY_MIB,
+    });
+    for (const plan of plans) hostByName.get(plan.host)!.reserve(plan.memoryMiB + VTPM_MEMORY_MIB);
+
+    this.tvdName = name;
+    const bridge = `tvd-${name}`;
+    const vni = props.network?.vni ?? vniFor(name);
+    const rotation = props.rotation ?? "0";
+    this.authority = new TvdAuthority(`${name}-authority`, { tvdName: name }, { parent: this });
+
+    const networks: Record<string, TvdNetwork> = {};
+    for (const host of props.hosts) {
+      networks[host.hostName] = new TvdNetwork(
+        `${name}-net-${host.hostName}`,
+        {
+          connection: host.connection,
+          bridge,
+          vni,
+          localIp: host.tunnelIp,
+          peers: props.hosts.filter((h) => h !== host).map((h) => h.tunnelIp),
+        },
+        { parent: this },
+      );
+    }
+    this.networks = networks;
+
+    const members: Record<string, TvdMember> = {};
+    for (const plan of plans) {
+      const host = hostByName.get(plan.host)!;
+      const connection = host.connection;
+      const address = plan.ip.split("/")[0];
+      const vtpm = new Vtpm(
+        plan.vtpmDomain,
+        { connection, name: plan.vtpmDomain, manager: host.manager },
+        { parent: this },
+      );
+      const identity = new MemberIdentity(
+        `${plan.domain}-identity`,
+        {
+          authority: this.authority,
+          memberName: plan.domain,
+          hostnames: [plan.domain, `${plan.domain}.${name}.tvd`],
+          ipAddresses: [address],
+          rotation,
+          validityDays: props.certificateValidityDays,
+        },
+        { parent: this },
+      );
+      const seed = new SeedImage(
+        `${plan.domain}-seed`,
+        {
+          connection,
+          name: plan.domain,
+          seed: {
+            hostname: plan.domain,
+            fqdn: `${plan.domain}.${name}.tvd`,
+            network: {
+              kind: "static",
+              address: plan.ip,
+              gateway: props.network?.gateway,
+              dns: props.network?.dns ? [...props.network.dns] : undefined,
+            },
+            macAddress: plan.mac,
+            sshHostKey: {
+              privateKey: identity.sshHostPrivateKey,
+              publicKey: identity.sshHostPublicKey,
+              certificate: identity.sshHostCertificate,
+            },
+            sshAuthorizedKeys: [...(props.authorizedKeys ?? [])],
+            sshCaPublicKeys: [this.authority.sshCaPublicKey],
+            x509: {
+              certPem: identity.x509CertPem,
+              keyPem: identity.x509KeyPem,
+              caCertPem: this.authority.caCertPem,
+            },
+          },
+        },
+        { parent: this },
+      );
+      const guest = new Guest(
+        plan.domain,
+        {
+          connection,
+          name: plan.domain,
+          baseImage: props.template.baseImage,
+          baseImageFormat: props.template.baseImageFormat,
+          memoryMiB: plan.memoryMiB,
+          vcpus: plan.vcpus,
+          bootLoader: props.template.bootLoader,
+          kernel: props.template.kernel,
+          ramdisk: props.template.ramdisk,
+          cmdline: props.template.cmdline,
+          vifs: [{ bridge, mac: plan.mac, ip: plan.ip }],
+          vtpm,
+          // The seed is the guest's second disk: cloud-init's NoCloud source finds it by label.
+          extraDisks: [{ target: seed.path, vdev: "xvdb", format: "raw", access: "ro" }],
+        },
+        { parent: this, dependsOn: [networks[plan.host]] },
+      );
+      members[plan.name] = { plan, vtpm, identity, seed, guest };
+    }
+    this.memberResources = members;
+
+    this.members = pulumi.all(
+      Object.fromEntries(
+        Object.values(members).map((m) => [
+          m.plan.domain,
+          pulumi
+            .all([
+              m.vtpm.uuid,
+              m.identity.sshHostKeyFingerprint,
+              m.identity.x509Serial,
+              m.identity.sshCertSerial,
+            ])
+            .apply(([vtpmUuid, sshHostKeyFingerprint, x509Serial, sshCertSerial]) => ({
+              host: m.plan.host,
+              domain: m.plan.domain,
+              vtpmUuid,
+              ip: m.plan.ip,
+              sshHostKeyFingerprint,
+              x509Serial,
+              sshCertSerial,
+            })),
+        ]),
+      ),
+    ) as pulumi.Output<Record<string, TvdMemberOutputs>>;
+    this.summary = this.members.apply((m) => renderSummary(name, vni, Object.values(m)));
+    this.registerOutputs({ members: this.members, summary: this.summary });
+  }
+}
+
+/** The table `pulumi up` prints for a TVD. Pure. */
+export function renderSummary(tvd: string, vni: number, members: readonly TvdMemberOutputs[]): string {
+  const rows = [
+    ["member", "host", "ip", "vTPM uuid", "ssh host key", "x509 serial", "ssh cert serial"],
+    ...[...members]
+      .sort((a, b) => a.domain.localeCompare(b.domain))
+      .map((m) => [
+        m.domain,
+        m.host,
+        m.ip,
+        m.vtpmUuid,
+        m.sshHostKeyFingerprint,
+        m.x509Serial,
+        m.sshCertSerial,
+      ]),
+  ];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const lines = rows.map((r) =>
+    r
+      .map((cell, i) => cell.padEnd(widths[i]))
+      .join("  ")
+      .trimEnd(),
+  );
+  return [`TVD ${tvd} (bridge tvd-${tvd}, VXLAN ${vni}): ${members.length} members`, ...lines].join("\n");
+}

@@ -1,0 +1,64 @@
+import * as pulumi from "@pulumi/pulumi";
+import { serializableProvider } from "../../dynamic";
+import type { Inputs } from "../../inputs";
+import type { ConnectionArgs } from "../../transport/connection";
+
+export interface TvdNetworkArgs {
+  /** How to reach the dom0. Stored as a secret: it holds the private key. */
+  readonly connection: pulumi.Input<Inputs<ConnectionArgs>>;
+  /** The TVD's bridge on this dom0, which its guests' vifs join: a Linux interface name of at most 15 characters, e.g. "tvd-red". */
+  readonly bridge: pulumi.Input<string>;
+  /** The TVD's VXLAN network identifier (1 to 16777215), the same on every host it spans, and unique per TVD. */
+  readonly vni: pulumi.Input<number>;
+  /** This dom0's address on the underlay between hosts; the VXLAN's packets leave from it. */
+  readonly localIp: pulumi.Input<string>;
+  /** The underlay addresses of the TVD's other hosts. @default [] (a TVD on one host) */
+  readonly peers?: pulumi.Input<pulumi.Input<string>[]>;
+  /** The bridge's and VXLAN's MTU. @default 1450 (a 1500-byte underlay less VXLAN's 50 bytes) */
+  readonly mtu?: pulumi.Input<number>;
+  /** The VXLAN's UDP port. @default 4789 */
+  readonly dstPort?: pulumi.Input<number>;
+}
+
+/**
+ * One Trusted Virtual Domain's network on one dom0: a bridge for the TVD's guests, linked to the
+ * TVD's other hosts (and only to them) by a VXLAN `vx<vni>` that replicates to every peer. Two
+ * TVDs on the same hosts share neither bridge nor VNI, so neither sees the other's traffic.
+ * Peers removed out of band show as drift on `peers` and are put back by `up`. Deleting it is
+ * refused while guests' vifs are still on the bridge.
+ */
+export class TvdNetwork extends pulumi.dynamic.Resource {
+  declare public readonly bridge: pulumi.Output<string>;
+  declare public readonly vni: pulumi.Output<number>;
+  declare public readonly localIp: pulumi.Output<string>;
+  declare public readonly peers: pulumi.Output<string[]>;
+  declare public readonly mtu: pulumi.Output<number>;
+  declare public readonly dstPort: pulumi.Output<number>;
+  declare public readonly bridgePresent: pulumi.Output<boolean>;
+  declare public readonly vxlanPresent: pulumi.Output<boolean>;
+  declare public readonly vxlanOnBridge: pulumi.Output<boolean>;
+  declare public readonly vxlanId: pulumi.Output<number | null>;
+  /** Interfaces on the bridge besides the VXLAN: the guests' vifs. */
+  declare public readonly ports: pulumi.Output<string[]>;
+  declare public readonly providerVersion: pulumi.Output<string>;
+
+  constructor(name: string, args: TvdNetworkArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      serializableProvider("TvdNetwork"),
+      name,
+      {
+        ...args,
+        connection: pulumi.secret(args.connection),
+        bridgePresent: undefined,
+        vxlanPresent: undefined,
+        vxlanOnBridge: undefined,
+        vxlanId: undefined,
+        ports: undefined,
+        providerVersion: undefined,
+      },
+      { ...opts, additionalSecretOutputs: ["connection"] },
+      "pulumi-tvd",
+      "TvdNetwork",
+    );
+  }
+}
