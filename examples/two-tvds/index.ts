@@ -62,7 +62,8 @@ const blue = new TrustedVirtualDomain("blue", {
   hosts: hosts.slice(0, 2),
   template,
   members: [{ name: "web" }, { name: "api" }, { name: "db", memoryMiB: 256, host: hosts[1] }],
-  network: { subnet: "10.60.0.0/24" },
+  // The same subnet as red on purpose: each TVD is its own network, so they never meet.
+  network: { subnet: "10.50.0.0/24" },
   rotation: config.get("rotation"),
 });
 

@@ -1,0 +1,79 @@
+/**
+ * The demo program (the root Pulumi.yaml: examples/two-tvds) on a 3-host lab through the real
+ * CLI: it deploys, a preview right after finds nothing to change, members of one TVD reach each
+ * other across hosts, and the two TVDs, which even share a subnet, never see each other.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { startTestLab, type TestLab } from "../support/lab";
+import { expectExit, TestStack } from "./pulumi";
+
+jest.setTimeout(15 * 60_000);
+
+const root = path.resolve(__dirname, "..", "..");
+let lab: TestLab;
+let stack: TestStack;
+let programDir: string;
+
+beforeAll(async () => {
+  lab = await startTestLab({ hosts: 3 });
+  // The demo project as a user has it: Pulumi.yaml with its program beside it.
+  programDir = mkdtempSync(path.join(os.tmpdir(), "tvd-demo-"));
+  cpSync(path.join(root, "examples", "two-tvds", "index.ts"), path.join(programDir, "index.ts"));
+  // Its `main:` points into examples/; here the program sits beside Pulumi.yaml.
+  const project = readFileSync(path.join(root, "Pulumi.yaml"), "utf8").replace(/^main: .*\n/m, "");
+  writeFileSync(path.join(programDir, "Pulumi.yaml"), project);
+  stack = await TestStack.create({
+    programDir,
+    config: { inventory: { value: path.join(lab.stateDir, "inventory.json") } },
+  });
+});
+
+afterAll(async () => {
+  await stack?.dispose();
+  await lab?.stop();
+  rmSync(programDir, { recursive: true, force: true });
+});
+
+async function pings(host: string, member: string, to: string): Promise<boolean> {
+  const r = await lab.sh(
+    host,
+    'nsenter -t "$(cat /var/lib/tvd-lab/netns/$1.pid)" -n ping -c1 -W2 "$2"',
+    member,
+    to,
+  );
+  return r.exitCode === 0;
+}
+
+it("deploys two TVDs, prints their summary, and a preview right after shows no changes", async () => {
+  expectExit(await stack.up());
+  const summary = (await stack.outputs()).summary as string;
+  expect(summary).toMatch(/^TVD red \(bridge tvd-red, VXLAN \d+\): 6 members$/m);
+  expect(summary).toMatch(/^TVD blue \(bridge tvd-blue, VXLAN \d+\): 3 members$/m);
+  expectExit(await stack.preview({ expectNoChanges: true }));
+});
+
+it("keeps each TVD to itself, even on the same hosts and subnet", async () => {
+  const members = (await stack.outputs()).members as Record<
+    string,
+    Record<string, { host: string; ip: string }>
+  >;
+  const addr = (tvd: string, m: string) => members[tvd][m].ip.split("/")[0];
+  const blueWeb = members.blue["blue-web"];
+  // Within a TVD, across hosts.
+  expect(await pings("dom0-a", "red-01", addr("red", "red-03"))).toBe(true);
+  expect(await pings(blueWeb.host, "blue-web", addr("blue", "blue-api"))).toBe(true);
+  // Across TVDs: never, whichever host the other member is on.
+  for (const red of ["red-01", "red-02", "red-03"]) {
+    expect(await pings(blueWeb.host, "blue-web", addr("red", red))).toBe(false);
+  }
+  expect(await pings("dom0-b", "red-02", addr("blue", "blue-web"))).toBe(false);
+});
+
+it("destroys both TVDs", async () => {
+  expectExit(await stack.destroy());
+  for (const h of ["dom0-a", "dom0-b", "dom0-c"]) {
+    expect((await lab.xl(h, "list")).stdout.trim().split("\n")).toHaveLength(2);
+  }
+});
