@@ -66,6 +66,13 @@ export function checkInputs(schema: z.ZodType, news: Record<string, unknown>): p
   return { inputs: news, failures };
 }
 
+/** The `check` of a resource whose inputs are `schema`: every lifecycle's is this one. */
+export function checkWith(
+  schema: z.ZodType,
+): (olds: Record<string, unknown>, news: Record<string, unknown>) => Promise<pulumi.dynamic.CheckResult> {
+  return async (_olds, news) => checkInputs(schema, news);
+}
+
 /**
  * Parses the inputs part of a property bag that `check` accepted. Stored state (olds, read's
  * props) also holds outputs; only the schema's own keys are taken from it.

@@ -36,16 +36,6 @@ afterAll(async () => {
   rmSync(programDir, { recursive: true, force: true });
 });
 
-async function pings(host: string, member: string, to: string): Promise<boolean> {
-  const r = await lab.sh(
-    host,
-    'nsenter -t "$(cat /var/lib/tvd-lab/netns/$1.pid)" -n ping -c1 -W2 "$2"',
-    member,
-    to,
-  );
-  return r.exitCode === 0;
-}
-
 it("deploys two TVDs, prints their summary, and a preview right after shows no changes", async () => {
   expectExit(await stack.up());
   const summary = (await stack.outputs()).summary as string;
@@ -62,13 +52,13 @@ it("keeps each TVD to itself, even on the same hosts and subnet", async () => {
   const addr = (tvd: string, m: string) => members[tvd][m].ip.split("/")[0];
   const blueWeb = members.blue["blue-web"];
   // Within a TVD, across hosts.
-  expect(await pings("dom0-a", "red-01", addr("red", "red-03"))).toBe(true);
-  expect(await pings(blueWeb.host, "blue-web", addr("blue", "blue-api"))).toBe(true);
+  expect(await lab.guestPings("dom0-a", "red-01", addr("red", "red-03"))).toBe(true);
+  expect(await lab.guestPings(blueWeb.host, "blue-web", addr("blue", "blue-api"))).toBe(true);
   // Across TVDs: never, whichever host the other member is on.
   for (const red of ["red-01", "red-02", "red-03"]) {
-    expect(await pings(blueWeb.host, "blue-web", addr("red", red))).toBe(false);
+    expect(await lab.guestPings(blueWeb.host, "blue-web", addr("red", red))).toBe(false);
   }
-  expect(await pings("dom0-b", "red-02", addr("blue", "blue-web"))).toBe(false);
+  expect(await lab.guestPings("dom0-b", "red-02", addr("blue", "blue-web"))).toBe(false);
 });
 
 it("destroys both TVDs", async () => {

@@ -103,17 +103,6 @@ function opsOf(result: OperationResult): Record<string, string[]> {
 const CERT = /ssh-ed25519-cert-v01@openssh\.com \S+/;
 let first: Record<string, MemberOut>;
 
-/** One ping from inside a member's stand-in guest (its network namespace on its host). */
-async function pings(host: string, member: string, to: string): Promise<boolean> {
-  const r = await lab.sh(
-    host,
-    'nsenter -t "$(cat /var/lib/tvd-lab/netns/$1.pid)" -n ping -c1 -W2 "$2"',
-    member,
-    to,
-  );
-  return r.exitCode === 0;
-}
-
 it("deploys 12 members over 3 hosts, each with its vTPM, identity and seed", async () => {
   expectExit(await stack.up());
   expect(await domainsByHost()).toEqual(expected(12));
@@ -135,8 +124,8 @@ it("deploys 12 members over 3 hosts, each with its vTPM, identity and seed", asy
   expect(await seedFile("dom0-a", "red-01", "meta-data")).toContain("red-01");
   expect(await seedFile("dom0-a", "red-01", "network-config")).toContain("10.50.0.10/24");
   // Members reach each other across hosts over the TVD's VXLAN.
-  expect(await pings("dom0-a", "red-01", "10.50.0.12")).toBe(true); // red-03 on dom0-c
-  expect(await pings("dom0-b", "red-05", "10.50.0.10")).toBe(true); // red-01 on dom0-a
+  expect(await lab.guestPings("dom0-a", "red-01", "10.50.0.12")).toBe(true); // red-03 on dom0-c
+  expect(await lab.guestPings("dom0-b", "red-05", "10.50.0.10")).toBe(true); // red-01 on dom0-a
   const summary = (await stack.outputs()).summary as string;
   expect(summary).toContain("12 members");
   expectExit(await stack.preview({ expectNoChanges: true }));

@@ -4,7 +4,6 @@
  * survives restarts, a lost image or a UUID change is refused, and a guest restart keeps its
  * overlay.
  */
-import { readFileSync } from "node:fs";
 import { guestLifecycle } from "../../provider/resources/guest/provider";
 import { vtpmLifecycle } from "../../provider/resources/vtpm/provider";
 import { vtpmManagerLifecycle } from "../../provider/resources/vtpmManager/provider";
@@ -19,13 +18,7 @@ type Props = Record<string, unknown>;
 
 beforeAll(async () => {
   lab = await startTestLab({ hosts: 1 });
-  const h = lab.host(A);
-  connection = {
-    host: h.host,
-    port: h.port,
-    privateKey: readFileSync(h.privateKeyPath, "utf8"),
-    hostKeyFingerprint: h.hostKeyFingerprint,
-  };
+  connection = lab.connection(A);
   await vtpmManagerLifecycle.create({ connection, name: "vtpmmgr", readyTimeoutSec: 30 });
 });
 

@@ -45,13 +45,7 @@ function sshMaterial() {
 beforeAll(async () => {
   sshMaterial();
   lab = await startTestLab({ hosts: 1 });
-  const h = lab.host(A);
-  connection = {
-    host: h.host,
-    port: h.port,
-    privateKey: readFileSync(h.privateKeyPath, "utf8"),
-    hostKeyFingerprint: h.hostKeyFingerprint,
-  };
+  connection = lab.connection(A);
 });
 
 afterAll(async () => lab?.stop());

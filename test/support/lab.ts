@@ -29,12 +29,22 @@ export interface TestLab {
   readonly stateDir: string;
   readonly hosts: LabHostRecord[];
   host(name: string): LabHostRecord;
+  /** The host's `connection` input, as a program or a lifecycle gets it. */
+  connection(name: string): {
+    host: string;
+    port: number;
+    user: string;
+    privateKey: string;
+    hostKeyFingerprint: string;
+  };
   session(name: string): Promise<SshSession>;
   /** Runs a shell script on a host over SSH; positional args are passed as $1... */
   sh(name: string, script: string, ...args: string[]): Promise<ExecResult>;
   xl(name: string, ...args: string[]): Promise<ExecResult>;
   /** Waits until a domain's console log contains `text` (a manager getting ready, say). */
   waitForConsole(name: string, domain: string, text: string, timeoutMs?: number): Promise<void>;
+  /** One ping from inside a guest's stand-in network namespace on its host; true when answered. */
+  guestPings(name: string, domain: string, to: string): Promise<boolean>;
   /** Writes a file on a host (through stdin, so content needs no quoting). */
   writeFile(name: string, file: string, content: string): Promise<void>;
   stop(): Promise<void>;
@@ -50,24 +60,24 @@ export async function startTestLab(opts: Omit<LabOptions, "firstPort">): Promise
     if (!h) throw new Error(`no lab host ${name}`);
     return h;
   };
-  const session = (name: string) => {
+  const connection = (name: string) => {
     const h = host(name);
-    return sessionFor(
-      connectionSchema.parse({
-        host: h.host,
-        port: h.port,
-        user: h.user,
-        privateKey: readFileSync(h.privateKeyPath, "utf8"),
-        hostKeyFingerprint: h.hostKeyFingerprint,
-      }),
-    );
+    return {
+      host: h.host,
+      port: h.port,
+      user: h.user,
+      privateKey: readFileSync(h.privateKeyPath, "utf8"),
+      hostKeyFingerprint: h.hostKeyFingerprint,
+    };
   };
+  const session = (name: string) => sessionFor(connectionSchema.parse(connection(name)));
   const sh = async (name: string, script: string, ...args: string[]) =>
     (await session(name)).run(["sh", "-c", script, "sh", ...args]);
   return {
     stateDir,
     hosts,
     host,
+    connection,
     session,
     sh,
     xl: async (name, ...args) => (await session(name)).run(["xl", ...args]),
@@ -80,6 +90,10 @@ export async function startTestLab(opts: Omit<LabOptions, "firstPort">): Promise
           throw new Error(`${domain} on ${name} never printed ${JSON.stringify(text)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
+    },
+    async guestPings(name, domain, to) {
+      const script = 'nsenter -t "$(cat "/var/lib/tvd-lab/netns/$1.pid")" -n ping -c1 -W2 "$2"';
+      return (await sh(name, script, domain, to)).exitCode === 0;
     },
     async writeFile(name, file, content) {
       const r = await (

@@ -6,7 +6,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { ArtifactExistsError, ArtifactMissingError, Dom0 } from "../../dom0/dom0";
 import {
-  checkInputs,
+  checkWith,
   diffResult,
   observedInputs,
   parseInputs,
@@ -119,12 +119,7 @@ async function createOverlay(dom0: Dom0, v: GuestInputs): Promise<void> {
 }
 
 export const guestLifecycle = {
-  async check(
-    _olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.CheckResult> {
-    return checkInputs(guestSchema, news);
-  },
+  check: checkWith(guestSchema),
 
   async diff(
     _id: string,

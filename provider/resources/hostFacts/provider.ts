@@ -1,6 +1,6 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { Dom0 } from "../../dom0/dom0";
-import { checkInputs, parseInputs } from "../../dynamic";
+import { checkWith, parseInputs } from "../../dynamic";
 import { providerVersion } from "../../version";
 import { hostFactsSchema, type HostFactsInputs, type HostFactsOutputs } from "./args";
 import { diffHostFacts } from "./diff";
@@ -18,12 +18,7 @@ function inputsOf(outs: HostFactsOutputs): HostFactsInputs {
 
 /** HostFacts lifecycle: check and diff never touch the host; create, read and update probe it once. */
 export const hostFactsLifecycle = {
-  async check(
-    _olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.CheckResult> {
-    return checkInputs(hostFactsSchema, news);
-  },
+  check: checkWith(hostFactsSchema),
 
   async diff(
     _id: string,

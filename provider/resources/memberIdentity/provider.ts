@@ -5,7 +5,7 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import {
-  checkInputs,
+  checkWith,
   comparableInputs,
   localDiffResult,
   observedInputs,
@@ -100,12 +100,7 @@ function hostKeyOf(olds: Record<string, unknown>): SshKeyPair {
 }
 
 export const memberIdentityLifecycle = {
-  async check(
-    _olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.CheckResult> {
-    return checkInputs(memberIdentitySchema, news);
-  },
+  check: checkWith(memberIdentitySchema),
 
   async diff(
     _id: string,

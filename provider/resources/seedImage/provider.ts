@@ -9,7 +9,7 @@ import { buildSeedImage } from "../../cloudinit/image";
 import { renderSeedFiles } from "../../cloudinit/render";
 import { Dom0 } from "../../dom0/dom0";
 import {
-  checkInputs,
+  checkWith,
   diffResult,
   observedInputs,
   parseInputs,
@@ -88,12 +88,7 @@ function seenOf(olds: Record<string, unknown>): SeedImageSeen {
 }
 
 export const seedImageLifecycle = {
-  async check(
-    _olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.CheckResult> {
-    return checkInputs(seedImageSchema, news);
-  },
+  check: checkWith(seedImageSchema),
 
   async diff(
     _id: string,

@@ -5,7 +5,7 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import {
-  checkInputs,
+  checkWith,
   localDiffResult,
   parseInputs,
   readResult,
@@ -41,12 +41,7 @@ async function createAuthority(
 }
 
 export const tvdAuthorityLifecycle = {
-  async check(
-    _olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.CheckResult> {
-    return checkInputs(tvdAuthoritySchema, news);
-  },
+  check: checkWith(tvdAuthoritySchema),
 
   async diff(
     _id: string,

@@ -5,7 +5,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { Dom0 } from "../../dom0/dom0";
 import {
-  checkInputs,
+  checkWith,
   observedInputs,
   parseInputs,
   readResult,
@@ -60,12 +60,7 @@ async function observe(dom0: Dom0, v: TvdNetworkInputs, userSet: Record<string, 
 }
 
 export const tvdNetworkLifecycle = {
-  async check(
-    _olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.CheckResult> {
-    return checkInputs(tvdNetworkSchema, news);
-  },
+  check: checkWith(tvdNetworkSchema),
 
   async diff(
     _id: string,

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
 import { Dom0 } from "../../dom0/dom0";
 import {
-  checkInputs,
+  checkWith,
   diffResult,
   observedInputs,
   parseInputs,
@@ -115,12 +115,7 @@ function settle(v: VtpmInputs, uuid: unknown): SettledVtpm {
 }
 
 export const vtpmLifecycle = {
-  async check(
-    _olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.CheckResult> {
-    return checkInputs(vtpmSchema, news);
-  },
+  check: checkWith(vtpmSchema),
 
   async diff(
     _id: string,

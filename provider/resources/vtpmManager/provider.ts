@@ -5,7 +5,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { Dom0 } from "../../dom0/dom0";
 import {
-  checkInputs,
+  checkWith,
   diffResult,
   observedInputs,
   parseInputs,
@@ -107,12 +107,7 @@ async function stopWhenIdle(dom0: Dom0, v: VtpmManagerInputs): Promise<void> {
 }
 
 export const vtpmManagerLifecycle = {
-  async check(
-    _olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.CheckResult> {
-    return checkInputs(vtpmManagerSchema, news);
-  },
+  check: checkWith(vtpmManagerSchema),
 
   async diff(
     _id: string,
