@@ -131,6 +131,15 @@ it("deploys 12 members over 3 hosts, each with its vTPM, identity and seed", asy
   expectExit(await stack.preview({ expectNoChanges: true }));
 });
 
+it("keeps every private key a secret in the stack's state", async () => {
+  const raw = (await stack.cli(["stack", "export", "--stack", stack.stackName])).stdout;
+  expect(raw).not.toMatch(/PRIVATE KEY/);
+  const state = JSON.stringify(await stack.exportState());
+  // Decrypted, they are there: the CA keys, each member's host key and X.509 key.
+  expect(state.match(/BEGIN OPENSSH PRIVATE KEY/g)?.length).toBeGreaterThanOrEqual(13);
+  expect(state).toMatch(/BEGIN (RSA |EC )?PRIVATE KEY/);
+});
+
 it("adding two members creates only theirs", async () => {
   await stack.setConfig("members", "14");
   const up = await stack.up();
