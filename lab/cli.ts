@@ -17,6 +17,7 @@
 import * as path from "node:path";
 import { clearFaults, dropConnections, failNext, fillDisk, setLatency } from "./faults";
 import { defaultStateDir, inventoryPath, labDown, labHosts, labReset, labStatus, labUp } from "./lab";
+import { xenMain } from "./xen/cli";
 
 class UsageError extends Error {}
 
@@ -47,6 +48,10 @@ function takeNumber(args: string[], name: string): number | undefined {
 async function main(argv: string[]): Promise<void> {
   const args = [...argv];
   const command = args.shift();
+  // `--xen`: the lab of real Xen hosts under QEMU (lab/xen/cli.ts).
+  if (args.includes("--xen")) {
+    return xenMain([command ?? "", ...args.filter((a) => a !== "--xen")]);
+  }
   const stateDir = path.resolve(takeOption(args, "--state-dir") ?? defaultStateDir());
   const noExtra = () => {
     if (args.length) throw new UsageError(`unexpected arguments: ${args.join(" ")}`);

@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Builds (or reuses) the root filesystem of a lab Xen 4.17 dom0, only from Debian packages.
+#
+#   bash lab/xen/build-rootfs.sh            # prints the build dir on stdout (last line)
+#
+# Output, in ${PULUMI_TVD_CACHE:-~/.cache/pulumi-tvd}/xen-lab/<recipe-hash>/:
+#   xen          the hypervisor ELF (gunzipped /boot/xen-4.17-amd64.gz)
+#   vmlinuz      dom0 kernel; initrd.img  its initramfs
+#   base.raw     ext4 root disk (sparse), made with mkfs.ext4 -d (no loop mounts)
+#   recipe       what the hash covers; done  the stamp of a finished build
+# Two stages, each cached: the debootstrap tree (keyed by the package list and suite, under
+# xen-lab/bootstrap/<hash>/) and the configured build (keyed by this script, packages.txt and
+# the debootstrap key). A finished build is reused as is; a recipe change builds a new one.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${PULUMI_TVD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-tvd}/xen-lab"
+suite=bookworm
+mirror="${TVD_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+disk_size="${TVD_XEN_DISK_SIZE:-3G}"
+pkgs="$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/packages.txt" | tr -d ' ' | sort | paste -sd, -)"
+
+log() { echo "build-rootfs: $*" >&2; }
+
+[[ $EUID -eq 0 ]] || {
+  log "must run as root (debootstrap, chroot)"
+  exit 1
+}
+
+# Host tools, from Debian, only when missing.
+need=()
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v cpio >/dev/null || need+=(cpio)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+if ((${#need[@]})); then
+  log "installing host tools: ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >&2
+fi
+
+boot_key="$(printf '%s\n' "$suite" "$mirror" "$pkgs" "variant=minbase" | sha256sum | cut -c1-16)"
+recipe_key="$(cat "$here/build-rootfs.sh" "$here/packages.txt" <(echo "$boot_key $disk_size") | sha256sum | cut -c1-16)"
+boot_dir="$cache/bootstrap/$boot_key"
+out="$cache/$recipe_key"
+
+if [[ -f "$out/done" ]]; then
+  log "cached: $out"
+  echo "$out"
+  exit 0
+fi
+
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+if [[ -f "$out/done" ]]; then
+  echo "$out"
+  exit 0
+fi
+
+# ---- stage 1: debootstrap ----------------------------------------------------------------
+if [[ ! -f "$boot_dir/done" ]]; then
+  log "debootstrap $suite ($pkgs) -> $boot_dir"
+  rm -rf "$boot_dir"
+  mkdir -p "$boot_dir"
+  t0=$SECONDS
+  debootstrap --variant=minbase --include="$pkgs" "$suite" "$boot_dir/rootfs" "$mirror" >"$boot_dir/debootstrap.log" 2>&1 || {
+    tail -n 30 "$boot_dir/debootstrap.log" >&2
+    exit 1
+  }
+  rm -rf "$boot_dir/rootfs/var/cache/apt/archives/"*.deb
+  echo "$((SECONDS - t0))" >"$boot_dir/seconds"
+  touch "$boot_dir/done"
+fi
+
+# ---- stage 2: configure a copy -------------------------------------------------------------
+log "configuring -> $out"
+rm -rf "$out"
+mkdir -p "$out"
+t0=$SECONDS
+cp -a "$boot_dir/rootfs" "$out/rootfs"
+r="$out/rootfs"
+
+# No baked-in secrets: per-host keys come from the seed disk at boot (see tvd-seed below).
+rm -f "$r"/etc/ssh/ssh_host_*
+echo "tvd-dom0" >"$r/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$r/etc/hosts"
+printf '/dev/vda\t/\text4\tdefaults,errors=remount-ro\t0\t1\n' >"$r/etc/fstab"
+sed -i "s|^root:[^:]*:|root:*:|" "$r/etc/shadow" # locked: key-only login
+
+cat >"$r/etc/network/interfaces" <<'EOF'
+auto lo
+iface lo inet loopback
+
+# QEMU user networking: 10.0.2.15 by DHCP; the host's loopback port is forwarded to :22.
+auto eth0
+iface eth0 inet dhcp
+EOF
+
+mkdir -p "$r/etc/ssh/sshd_config.d"
+cat >"$r/etc/ssh/sshd_config.d/tvd-lab.conf" <<'EOF'
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+MaxSessions 10
+MaxStartups 100:30:200
+EOF
+
+# Per-host seed: a small ext4 disk (/dev/vdb, label tvd-seed) with the host key, root's
+# authorized_keys and the hostname, made on the lab machine with mkfs.ext4 -d.
+cat >"$r/usr/local/sbin/tvd-seed" <<'EOF'
+#!/bin/sh
+set -e
+dev=/dev/vdb
+for i in $(seq 1 50); do [ -b "$dev" ] && break; sleep 0.2; done
+mkdir -p /run/tvd-seed
+mount -o ro "$dev" /run/tvd-seed
+install -m 600 /run/tvd-seed/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key
+install -m 644 /run/tvd-seed/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_ed25519_key.pub
+install -d -m 700 /root/.ssh
+install -m 600 /run/tvd-seed/authorized_keys /root/.ssh/authorized_keys
+if [ -s /run/tvd-seed/hostname ]; then
+  h="$(cat /run/tvd-seed/hostname)"
+  echo "$h" >/etc/hostname
+  hostname "$h"
+  printf '127.0.1.1\t%s\n' "$h" >>/etc/hosts
+fi
+umount /run/tvd-seed
+EOF
+chmod 755 "$r/usr/local/sbin/tvd-seed"
+cat >"$r/etc/systemd/system/tvd-seed.service" <<'EOF'
+[Unit]
+Description=pulumi-tvd lab: per-host SSH keys and hostname from the seed disk
+DefaultDependencies=no
+After=local-fs.target systemd-udevd.service
+Before=ssh.service network-pre.target
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/tvd-seed
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
+# No vtpm backend driver exists in Debian: answer libxl's xenbus handshake for vtpm devices by
+# moving every backend from Initialising (1) to InitWait (2), and from Closing (5) to Closed (6)
+# and then away, when libxl removes the device (xl destroy, vtpm-detach), as a backend would.
+cat >"$r/usr/local/sbin/tvd-vtpm-backend" <<'EOF'
+#!/bin/sh
+# /local/domain/<be>/backend/vtpm/<fe>/<dev>/state: 1 -> 2 (InitWait), 5 -> 6 (Closed)
+while :; do
+  for be in $(xenstore-list /local/domain 2>/dev/null); do
+    for fe in $(xenstore-list "/local/domain/$be/backend/vtpm" 2>/dev/null); do
+      for dev in $(xenstore-list "/local/domain/$be/backend/vtpm/$fe" 2>/dev/null); do
+        p="/local/domain/$be/backend/vtpm/$fe/$dev/state"
+        case "$(xenstore-read "$p" 2>/dev/null)" in
+        1) xenstore-write "$p" 2 && echo "vtpm backend $be: $fe/$dev state 1 -> 2" ;;
+        5) xenstore-write "$p" 6 && echo "vtpm backend $be: $fe/$dev state 5 -> 6" ;;
+        6)
+          # A backend in a domain other than dom0 removes its own directory once closed; libxl
+          # waits for that (a pass later, so libxl has seen state 6 first).
+          if [ "$(xenstore-read "/local/domain/$be/backend/vtpm/$fe/$dev/online" 2>/dev/null)" = 0 ]; then
+            xenstore-rm "/local/domain/$be/backend/vtpm/$fe/$dev" && echo "vtpm backend $be: $fe/$dev removed"
+            [ -n "$(xenstore-list "/local/domain/$be/backend/vtpm/$fe" 2>/dev/null)" ] ||
+              xenstore-rm "/local/domain/$be/backend/vtpm/$fe" 2>/dev/null
+          fi
+          ;;
+        esac
+      done
+    done
+  done
+  # Until something in /local/domain changes (the first event is the watch's own), or 5 s pass
+  # (a change between the scan and the watch); libxl waits 10 s for a backend. Polling instead
+  # would cost an idle dom0 a good part of a core under TCG.
+  timeout 5 xenstore-watch -n 2 /local/domain >/dev/null 2>&1
+done
+EOF
+chmod 755 "$r/usr/local/sbin/tvd-vtpm-backend"
+cat >"$r/etc/systemd/system/tvd-vtpm-backend.service" <<'EOF'
+[Unit]
+Description=pulumi-tvd lab: stand-in vtpm backend handshake (xenstore state 1 -> 2, 5 -> 6)
+After=xen.service
+Wants=xen.service
+
+[Service]
+ExecStart=/usr/local/sbin/tvd-vtpm-backend
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
+# Debian's "xencommons" is the sysv script /etc/init.d/xen (xenstored, xenconsoled, xenfs),
+# run by systemd as xen.service. Guest consoles go to /var/log/xen/console/guest-<name>.log.
+grep -q '^XENCONSOLED_ARGS=' "$r/etc/default/xen" 2>/dev/null ||
+  echo 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console"' >>"$r/etc/default/xen"
+mkdir -p "$r/var/log/xen/console"
+[[ -x "$r/etc/init.d/xen" ]] || {
+  log "no /etc/init.d/xen in the rootfs"
+  exit 1
+}
+
+chroot "$r" systemctl enable ssh.service tvd-seed.service tvd-vtpm-backend.service >&2
+# Nothing waits for a network that never comes (ifupdown-wait-online would hold boot).
+chroot "$r" systemctl mask systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer >&2 2>/dev/null || true
+
+# ---- stand-in vTPM stub domains ------------------------------------------------------------
+# Debian ships no vtpmmgr/vtpm stub domains. The stand-ins are Debian's own kernel plus a tiny
+# busybox initramfs whose init prints what the real stub domain prints, then idles (state b).
+# xl needs kernel= <stand-in>.gz and ramdisk= <stand-in>-initrd.gz, and memory >= 128.
+kver="$(basename "$(ls -1 "$r"/boot/vmlinuz-* | sort -V | tail -n1)" | sed 's/^vmlinuz-//')"
+stub="$r/usr/lib/xen/boot"
+mkdir -p "$stub"
+mkinitrd_stub() { # <role> <file>
+  local role="$1" file="$2" d
+  d="$(mktemp -d)"
+  mkdir -p "$d"/{bin,dev,proc,sys}
+  cp "$r/bin/busybox" "$d/bin/busybox"
+  mknod -m 600 "$d/dev/console" c 5 1
+  mknod -m 666 "$d/dev/null" c 1 3
+  {
+    echo '#!/bin/busybox sh'
+    echo '/bin/busybox mount -t proc proc /proc'
+    echo '/bin/busybox mount -t devtmpfs dev /dev 2>/dev/null'
+    echo 'echo 1 >/proc/sys/kernel/printk'
+    if [[ $role == mgr ]]; then
+      echo 'echo "INFO[VTPM]: Starting vTPM manager domain (pulumi-tvd lab stand-in: Linux + busybox)"'
+      echo 'echo "INFO[VTPM]: Waiting for commands from vTPM'"'"'s:"'
+    else
+      echo 'echo "Info: pulumi-tvd lab stand-in vTPM (Linux + busybox)"'
+      echo 'echo "Info: Waiting for frontend domain to connect.."'
+    fi
+    echo 'while :; do /bin/busybox sleep 3600; done'
+  } >"$d/init"
+  chmod 755 "$d/init"
+  (cd "$d" && find . | cpio -o -H newc --quiet | gzip -9) >"$file"
+  rm -rf "$d"
+}
+cp "$r/boot/vmlinuz-$kver" "$stub/vtpmmgr-stubdom.gz"
+cp "$r/boot/vmlinuz-$kver" "$stub/vtpm-stubdom.gz"
+mkinitrd_stub mgr "$stub/vtpmmgr-stubdom-initrd.gz"
+mkinitrd_stub vtpm "$stub/vtpm-stubdom-initrd.gz"
+
+# ---- boot files and the root disk ----------------------------------------------------------
+xen_gz="$(ls -1 "$r"/boot/xen-4.17-amd64.gz 2>/dev/null || ls -1 "$r"/boot/xen-4.17*.gz | head -n1)"
+gunzip -c "$xen_gz" >"$out/xen"
+cp "$r/boot/vmlinuz-$kver" "$out/vmlinuz"
+cp "$r/boot/initrd.img-$kver" "$out/initrd.img"
+rm -rf "$r"/proc/* "$r"/sys/* "$r"/run/* "$r"/tmp/* 2>/dev/null || true
+mkfs.ext4 -q -F -L tvd-root -d "$r" "$out/base.raw" "$disk_size" >&2
+{
+  echo "suite=$suite mirror=$mirror"
+  echo "packages=$pkgs"
+  echo "kernel=$kver xen=$(basename "$xen_gz")"
+  echo "bootstrap=$boot_key bootstrap_seconds=$(cat "$boot_dir/seconds")"
+  echo "configure_seconds=$((SECONDS - t0))"
+} >"$out/recipe"
+# The tree itself is not needed once base.raw exists.
+rm -rf "$r"
+touch "$out/done"
+# Older recipes' builds and debootstrap trees go (about 0.9 GB each). A host still running on
+# an old base keeps its open file; the next `up` moves it to the new build.
+for d in "$cache"/*/ "$cache"/bootstrap/*/; do
+  d="${d%/}"
+  [[ "$d" == "$out" || "$d" == "$boot_dir" || "$d" == "$cache/bootstrap" ]] || rm -rf "$d"
+done
+log "built: $out ($(du -sh --apparent-size "$out/base.raw" | cut -f1) apparent, $(du -sh "$out/base.raw" | cut -f1) used)"
+echo "$out"
