@@ -1,5 +1,7 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import * as net from "node:net";
+import { connectionSchema } from "../provider/transport/connection";
+import { sessionFor, type SshSession } from "../provider/transport/ssh";
 import { runChecked } from "./exec";
 
 /** One lab host as Pulumi programs and tests see it (the inventory entry). */
@@ -73,4 +75,21 @@ export async function waitForSsh(host: string, port: number, timeoutMs = 15000):
       throw new Error(`nothing answered SSH on ${host}:${port} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** A session to an inventory host (either lab's), with its pinned host key, as the provider opens one. */
+export function sessionForHost(
+  h: Pick<LabHostEntry, "host" | "port" | "user" | "privateKeyPath" | "hostKeyFingerprint">,
+  timeouts: { connectTimeoutSec?: number; commandTimeoutSec?: number } = {},
+): Promise<SshSession> {
+  return sessionFor(
+    connectionSchema.parse({
+      host: h.host,
+      port: h.port,
+      user: h.user,
+      privateKey: readFileSync(h.privateKeyPath, "utf8"),
+      hostKeyFingerprint: h.hostKeyFingerprint,
+      ...timeouts,
+    }),
+  );
 }

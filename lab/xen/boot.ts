@@ -12,11 +12,10 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { closeAllSessions, sessionFor } from "../../provider/transport/ssh";
-import { connectionSchema } from "../../provider/transport/connection";
+import { closeAllSessions } from "../../provider/transport/ssh";
 import { run, runChecked } from "../exec";
 import { alive } from "../proc";
-import { ensureKey, fingerprintOfKeyFile, waitForSsh } from "../sshd";
+import { ensureKey, fingerprintOfKeyFile, sessionForHost, waitForSsh } from "../sshd";
 
 /** An inventory entry of a real Xen host: the local lab's format, with kind "xen". */
 export interface XenInventoryHost {
@@ -214,17 +213,7 @@ async function prepareDisks(dir: string, name: string, buildDir: string): Promis
 
 /** Opens a session with the pinned host key, as the provider would. */
 export async function xenSession(h: XenInventoryHost) {
-  return sessionFor(
-    connectionSchema.parse({
-      host: h.host,
-      port: h.port,
-      user: h.user,
-      privateKey: readFileSync(h.privateKeyPath, "utf8"),
-      hostKeyFingerprint: h.hostKeyFingerprint,
-      connectTimeoutSec: 20,
-      commandTimeoutSec: 120,
-    }),
-  );
+  return sessionForHost(h, { connectTimeoutSec: 20, commandTimeoutSec: 120 });
 }
 
 /** Waits until SSH answers with the pinned key and `xl info` succeeds. */

@@ -46,7 +46,10 @@ export function parseVtpmSpec(spec: string): VtpmSpec {
     else if (key === "uuid") {
       if (!isUuid(value)) throw new XlError([`Failed to parse vtpm UUID: ${value}`], 1);
       uuid = value.toLowerCase();
-    } else throw new XlError([`Unknown string \`${item}' in vtpm spec`], 1);
+    } else {
+      // Real xl names the key alone (measured by the conformance suite on Xen 4.17).
+      throw new XlError([`Unknown string \`${key}' in vtpm spec`], 1);
+    }
   }
   if (!backend) throw new XlError(["vtpm spec missing required backend field!"], 1);
   return { backend, uuid };

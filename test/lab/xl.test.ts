@@ -79,7 +79,7 @@ describe("xl create parses with Xen's libxlutil", () => {
 
 describe("vtpm specs", () => {
   it.each([
-    ["an unknown key", "backend=vtpmmgr,colour=1", "Unknown string `colour=1' in vtpm spec"],
+    ["an unknown key", "backend=vtpmmgr,colour=1", "Unknown string `colour' in vtpm spec"],
     ["a malformed UUID", "backend=vtpmmgr,uuid=not-a-uuid", "Failed to parse vtpm UUID: not-a-uuid"],
     ["no backend", `uuid=${randomUUID()}`, "vtpm spec missing required backend field!"],
   ])("rejects %s with xl's message", async (_, spec, message) => {

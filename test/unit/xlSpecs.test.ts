@@ -24,7 +24,7 @@ describe("parseVtpmSpec (xl_parse.c rules)", () => {
   });
 
   it.each([
-    ["backend=vtpmmgr,colour=1", "Unknown string `colour=1' in vtpm spec"],
+    ["backend=vtpmmgr,colour=1", "Unknown string `colour' in vtpm spec"],
     ["backend=vtpmmgr,uuid=not-a-uuid", "Failed to parse vtpm UUID: not-a-uuid"],
     [`uuid=${uuid}`, "vtpm spec missing required backend field!"],
     ["backend=", "vtpm spec missing required backend field!"],

@@ -1,0 +1,20 @@
+/**
+ * Where the emulator answers the conformance scenarios differently from real Xen, and why each
+ * difference stays. The conformance test fails on any difference not listed here, and on a
+ * listed one that no longer happens.
+ */
+export interface KnownDifference {
+  readonly scenario: string;
+  readonly field: string;
+  readonly reason: string;
+}
+
+export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
+  {
+    scenario: "vtpm-create",
+    field: "xl vtpm-list conf-vtpm",
+    reason:
+      "state: the real-Xen lab's stand-in vTPM (Debian's kernel) has no tpmfront driver talking to its manager, so " +
+      "its device stays Initialising (1); a real vtpm-stubdom connects (4), which is what the emulator shows",
+  },
+];

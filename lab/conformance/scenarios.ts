@@ -1,0 +1,227 @@
+/**
+ * The conformance scenarios: one set of xl interactions, run the same way against the local
+ * lab's emulator and against real Xen, whose observations are compared field by field. Pure:
+ * the scenarios are data, and normalizing and comparing observations are functions.
+ */
+
+/** The stand-in stub-domain configs real Xen can run (Debian's kernel + a busybox initrd). */
+const MANAGER_CFG = [
+  'name = "vtpmmgr"',
+  'kernel = "/usr/lib/xen/boot/vtpmmgr-stubdom.gz"',
+  'ramdisk = "/usr/lib/xen/boot/vtpmmgr-stubdom-initrd.gz"',
+  'extra = "console=hvc0 quiet"',
+  "memory = 128",
+  'disk = ["file:/var/lib/xen/vtpm/conf-mgr.img,hda,w"]',
+].join("\n");
+
+const UUID = "ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839";
+
+function vtpmCfg(spec: string): string {
+  return [
+    'name = "conf-vtpm"',
+    'kernel = "/usr/lib/xen/boot/vtpm-stubdom.gz"',
+    'ramdisk = "/usr/lib/xen/boot/vtpm-stubdom-initrd.gz"',
+    'extra = "console=hvc0 quiet"',
+    "memory = 128",
+    'disk = ["file:/var/lib/xen/vtpm/conf-vtpm.img,hda,w"]',
+    `vtpm = ["${spec}"]`,
+  ].join("\n");
+}
+
+export interface Scenario {
+  readonly id: string;
+  /** What real xl is expected to do, in words (the report's first column). */
+  readonly about: string;
+  /** Config files written before the command, by path. */
+  readonly files?: Readonly<Record<string, string>>;
+  /** The command under test. */
+  readonly argv: readonly string[];
+  /** Extra read-only commands whose output is part of the observation. */
+  readonly observe?: ReadonlyArray<readonly string[]>;
+}
+
+/**
+ * Run in order on a host with no domains but Domain-0; later scenarios use the domains earlier
+ * ones made, and the last ones clean up.
+ */
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    id: "missing-config",
+    about: "a config file that does not exist",
+    argv: ["xl", "create", "/etc/xen/conf-nope.cfg"],
+  },
+  {
+    id: "syntax-error",
+    about: "a config with a syntax error",
+    files: { "/etc/xen/conf-syntax.cfg": 'name="x" memory=16\n' },
+    argv: ["xl", "create", "/etc/xen/conf-syntax.cfg"],
+  },
+  {
+    id: "vtpm-no-backend",
+    about: "a vtpm spec without backend",
+    files: { "/etc/xen/conf-vtpm.cfg": vtpmCfg(`uuid=${UUID}`) + "\n" },
+    argv: ["xl", "create", "/etc/xen/conf-vtpm.cfg"],
+  },
+  {
+    id: "vtpm-bad-uuid",
+    about: "a vtpm spec with a malformed uuid",
+    files: { "/etc/xen/conf-vtpm.cfg": vtpmCfg("backend=vtpmmgr,uuid=not-a-uuid") + "\n" },
+    argv: ["xl", "create", "/etc/xen/conf-vtpm.cfg"],
+  },
+  {
+    id: "vtpm-unknown-key",
+    about: "a vtpm spec with a key xl does not know",
+    files: { "/etc/xen/conf-vtpm.cfg": vtpmCfg("backend=vtpmmgr,colour=1") + "\n" },
+    argv: ["xl", "create", "/etc/xen/conf-vtpm.cfg"],
+  },
+  {
+    id: "missing-kernel",
+    about: "a kernel that does not exist",
+    files: {
+      "/etc/xen/conf-nokernel.cfg": 'name = "conf-nokernel"\nkernel = "/root/missing-kernel"\nmemory = 128\n',
+    },
+    argv: ["xl", "create", "/etc/xen/conf-nokernel.cfg"],
+  },
+  {
+    id: "manager-create",
+    about: "the vTPM manager stand-in starts",
+    files: { "/etc/xen/conf-mgr.cfg": MANAGER_CFG + "\n" },
+    argv: ["xl", "create", "/etc/xen/conf-mgr.cfg"],
+    observe: [["xl", "list", "-l", "vtpmmgr"]],
+  },
+  {
+    id: "duplicate-name",
+    about: "a second domain with a running domain's name",
+    argv: ["xl", "create", "/etc/xen/conf-mgr.cfg"],
+  },
+  {
+    id: "vtpm-create",
+    about: "a vTPM with backend and uuid starts, and shows its device",
+    files: { "/etc/xen/conf-vtpm.cfg": vtpmCfg(`backend=vtpmmgr,uuid=${UUID}`) + "\n" },
+    argv: ["xl", "create", "/etc/xen/conf-vtpm.cfg"],
+    observe: [
+      ["xl", "list", "-l", "conf-vtpm"],
+      ["xl", "vtpm-list", "conf-vtpm"],
+    ],
+  },
+  {
+    id: "destroy-unknown",
+    about: "destroying a domain that does not exist",
+    argv: ["xl", "destroy", "conf-nosuch"],
+  },
+  {
+    id: "domid-unknown",
+    about: "the domid of a domain that does not exist",
+    argv: ["xl", "domid", "conf-nosuch"],
+  },
+  {
+    id: "vtpm-destroy",
+    about: "destroying the vTPM",
+    argv: ["xl", "destroy", "conf-vtpm"],
+  },
+  {
+    id: "manager-destroy",
+    about: "destroying the idle manager",
+    argv: ["xl", "destroy", "vtpmmgr"],
+  },
+];
+
+/** Files every scenario run needs on the host first: the stub domains' images. */
+export const PREPARE = [
+  "set -e",
+  "mkdir -p /var/lib/xen/vtpm",
+  "rm -f /etc/xen/conf-*.cfg",
+  "dd if=/dev/zero of=/var/lib/xen/vtpm/conf-mgr.img bs=1M count=16 status=none",
+  "dd if=/dev/zero of=/var/lib/xen/vtpm/conf-vtpm.img bs=1M count=8 status=none",
+].join("\n");
+
+/** What one scenario showed: exit code, stderr, and the fields the provider reads. */
+export interface Observation {
+  readonly id: string;
+  readonly exitCode: number | null;
+  readonly stderr: string[];
+  readonly observed: Record<string, unknown>;
+}
+
+/**
+ * Takes out what differs from run to run and not between implementations: domain ids, and the
+ * order-free parts of xl's output.
+ */
+export function normalizeStderr(text: string): string[] {
+  return text
+    .split("\n")
+    .map((l) => l.replace(/Domain \d+:/g, "Domain <id>:").trimEnd())
+    .filter((l) => l.length > 0);
+}
+
+/** The fields of `xl list -l` pulumi-tvd reads (provider/dom0/inspect.ts), and vtpm-list's rows. */
+export function projectObservation(argv: readonly string[], stdout: string): unknown {
+  if (argv[1] === "list" && argv[2] === "-l") {
+    const list = JSON.parse(stdout || "[]") as Array<{ config: Record<string, unknown> }>;
+    return list.map((d) => {
+      const c = d.config as {
+        c_info?: { name?: string; type?: string };
+        b_info?: { max_memkb?: number };
+        disks?: Array<Record<string, unknown>>;
+        vtpms?: Array<Record<string, unknown>>;
+      };
+      return {
+        name: c.c_info?.name,
+        type: c.c_info?.type,
+        maxMemKb: c.b_info?.max_memkb,
+        disks: (c.disks ?? []).map((x) => ({
+          pdev_path: x.pdev_path,
+          vdev: x.vdev,
+          format: x.format,
+          readwrite: x.readwrite,
+        })),
+        vtpms: (c.vtpms ?? []).map((v) => ({
+          backend_domname: v.backend_domname,
+          devid: v.devid,
+          uuid: v.uuid,
+        })),
+      };
+    });
+  }
+  if (argv[1] === "vtpm-list") {
+    const [header, ...rows] = stdout.split("\n").filter(Boolean);
+    return {
+      header: header.trimEnd().split(/\s+/),
+      rows: rows.map((r) => {
+        const f = r.trim().split(/\s+/);
+        return { idx: f[0], uuid: f[2], handle: f[3], state: f[4], evtch: f[5], ringRef: f[6] };
+      }),
+    };
+  }
+  return stdout;
+}
+
+/** One field where two labs disagree. */
+export interface Difference {
+  readonly scenario: string;
+  readonly field: string;
+  readonly emulator: unknown;
+  readonly xen: unknown;
+}
+
+/** Every field of every scenario where the emulator and real Xen disagree. */
+export function compareObservations(
+  emulator: readonly Observation[],
+  xen: readonly Observation[],
+): Difference[] {
+  const out: Difference[] = [];
+  for (const x of xen) {
+    const e = emulator.find((o) => o.id === x.id);
+    const fields: Array<[string, unknown, unknown]> = [
+      ["exitCode", e?.exitCode, x.exitCode],
+      ["stderr", e?.stderr, x.stderr],
+      ...Object.keys({ ...x.observed, ...e?.observed }).map(
+        (k) => [k, e?.observed[k], x.observed[k]] as [string, unknown, unknown],
+      ),
+    ];
+    for (const [field, a, b] of fields) {
+      if (JSON.stringify(a) !== JSON.stringify(b)) out.push({ scenario: x.id, field, emulator: a, xen: b });
+    }
+  }
+  return out;
+}
