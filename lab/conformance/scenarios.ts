@@ -83,6 +83,13 @@ export const SCENARIOS: readonly Scenario[] = [
     argv: ["xl", "create", "/etc/xen/conf-nokernel.cfg"],
   },
   {
+    id: "vtpm-backend-missing",
+    about: "a vTPM whose backend domain does not exist (start order: the manager must run first)",
+    files: { "/etc/xen/conf-vtpm.cfg": vtpmCfg(`backend=vtpmmgr,uuid=${UUID}`) + "\n" },
+    argv: ["xl", "create", "/etc/xen/conf-vtpm.cfg"],
+    observe: [["xl", "domid", "conf-vtpm"]],
+  },
+  {
     id: "manager-create",
     about: "the vTPM manager stand-in starts",
     files: { "/etc/xen/conf-mgr.cfg": MANAGER_CFG + "\n" },
@@ -115,14 +122,16 @@ export const SCENARIOS: readonly Scenario[] = [
     argv: ["xl", "domid", "conf-nosuch"],
   },
   {
-    id: "vtpm-destroy",
-    about: "destroying the vTPM",
-    argv: ["xl", "destroy", "conf-vtpm"],
+    id: "manager-destroy-busy",
+    about: "destroying the manager while its vTPM runs (destroy order: vTPMs first)",
+    argv: ["xl", "destroy", "vtpmmgr"],
+    observe: [["xl", "domid", "vtpmmgr"]],
   },
   {
-    id: "manager-destroy",
-    about: "destroying the idle manager",
-    argv: ["xl", "destroy", "vtpmmgr"],
+    id: "vtpm-destroy",
+    about: "destroying the vTPM after its manager",
+    argv: ["xl", "destroy", "conf-vtpm"],
+    observe: [["xl", "domid", "conf-vtpm"]],
   },
 ];
 
@@ -150,7 +159,13 @@ export interface Observation {
 export function normalizeStderr(text: string): string[] {
   return text
     .split("\n")
-    .map((l) => l.replace(/Domain \d+:/g, "Domain <id>:").trimEnd())
+    .map((l) =>
+      l
+        .replace(/Domain \d+:/g, "Domain <id>:")
+        .replace(/domid=\d+/g, "domid=<id>")
+        .replace(/\/local\/domain\/\d+\/backend\/(\w+)\/\d+\//g, "/local/domain/<id>/backend/$1/<id>/")
+        .trimEnd(),
+    )
     .filter((l) => l.length > 0);
 }
 

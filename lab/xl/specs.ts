@@ -157,6 +157,18 @@ export const xlErrors = {
       ],
       3,
     ),
+  /** The backend domain does not exist at all (measured by the conformance suite on Xen 4.17.5). */
+  vtpmBackendMissing: (domid: number) =>
+    new XlError(
+      [
+        `libxl: error: libxl_create.c:1921:domcreate_attach_devices: Domain ${domid}:unable to add vtpm devices`,
+        `libxl: error: libxl_domain.c:1219:destroy_domid_pci_done: Domain ${domid}:xc_domain_pause failed`,
+        `libxl: error: libxl_dom.c:37:libxl__domain_type: unable to get domain type for domid=${domid}`,
+        `libxl: error: libxl_domain.c:1137:domain_destroy_callback: Domain ${domid}:Unable to destroy guest`,
+        `libxl: error: libxl_domain.c:1064:domain_destroy_cb: Domain ${domid}:Destruction of domain failed`,
+      ],
+      3,
+    ),
   // Text given for vif-bridge's failure; not yet measured on real Xen (see README, known differences).
   missingBridge: (domid: number, bridge: string) =>
     new XlError(

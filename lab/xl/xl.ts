@@ -115,8 +115,8 @@ function vtpmDevice(
   // A vtpm-stubdom talks to the manager; a guest's backend is its own vtpm-stubdom. The
   // backend's xenbus driver must be up, or libxl gives up after its timeout.
   const wanted = kind === "vtpm" ? "vtpmmgr" : "vtpm";
-  if (!backend || backend.config.kind !== wanted)
-    throw xlErrors.vtpmBackend(domid, backend?.domid ?? spec.backend);
+  if (!backend) throw xlErrors.vtpmBackendMissing(domid);
+  if (backend.config.kind !== wanted) throw xlErrors.vtpmBackend(domid, backend.domid);
   // libxl makes up a UUID when the spec has none, as real xl does.
   return { devid, backendName: backend.name, backendDomid: backend.domid, uuid: spec.uuid ?? randomUUID() };
 }
@@ -293,9 +293,16 @@ function destroy(args: string[]): XlOutput {
   if (/^\d+$/.test(target) && !state.domains.some((d) => d.domid === Number(target)))
     throw xlErrors.destroyFailed();
   const d = resolve(state, target);
+  // A device whose backend domain is already gone is only cleaned up on the frontend side.
+  const orphaned = d.vtpms
+    .filter((v) => !state.domains.some((x) => x.domid === v.backendDomid))
+    .map(
+      (v) =>
+        `libxl: info: libxl_device.c:1067:libxl__initiate_device_generic_remove: backend /local/domain/${v.backendDomid}/backend/vtpm/${d.domid}/${v.devid} already removed, cleanup frontend only\n`,
+    );
   teardown(state, d);
   saveState(state);
-  return { stdout: "", stderr: "", exitCode: 0 };
+  return { stdout: "", stderr: orphaned.join(""), exitCode: 0 };
 }
 
 function shutdown(settings: HostSettings, args: string[]): XlOutput {
