@@ -6,6 +6,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { Dom0 } from "../../dom0/dom0";
 import {
   checkWith,
+  diffResult,
   observedInputs,
   parseInputs,
   readResult,
@@ -68,12 +69,9 @@ export const tvdNetworkLifecycle = {
     news: Record<string, unknown>,
   ): Promise<pulumi.dynamic.DiffResult> {
     const d = diffTvdNetwork(olds, news);
-    return {
-      changes: d.changed.length > 0 || d.repair,
-      replaces: d.replaces,
-      // The names (bridge, vx<vni>) are the host's: the old network must go first.
-      deleteBeforeReplace: d.replaces.length > 0,
-    };
+    // A bridge or VXLAN missing on the host is remade in place, though no input changed.
+    const result = diffResult(d, olds);
+    return { ...result, changes: result.changes || d.repair };
   },
 
   async create(props: Record<string, unknown>): Promise<pulumi.dynamic.CreateResult> {
