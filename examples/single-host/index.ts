@@ -5,6 +5,8 @@
 //   pulumi config set port 2201
 //   pulumi config set hostKeyFingerprint SHA256:...
 //   pulumi config set --secret privateKey < ~/.ssh/id_ed25519
+// On the real-Xen lab (`npm run lab -- up --xen`), whose stub domains are Linux stand-ins:
+//   pulumi config set standInStubdoms true
 import * as pulumi from "@pulumi/pulumi";
 import { Guest, Vtpm, VtpmManager } from "pulumi-tvd";
 
@@ -16,11 +18,17 @@ const connection = {
   hostKeyFingerprint: config.require("hostKeyFingerprint"),
 };
 
-const manager = new VtpmManager("vtpmmgr", { connection, name: "vtpmmgr" });
+// Real stub domains (mini-os) run in 8-16 MiB with no initramfs. The real-Xen lab's stand-ins
+// are Debian's kernel with a busybox initramfs: they need ramdisk= and at least 96 MiB.
+const standIn = config.getBoolean("standInStubdoms") ?? false;
+const stubdom = (kind: "vtpmmgr" | "vtpm") =>
+  standIn ? { ramdisk: `/usr/lib/xen/boot/${kind}-stubdom-initrd.gz`, memoryMiB: 128 } : {};
+
+const manager = new VtpmManager("vtpmmgr", { connection, name: "vtpmmgr", ...stubdom("vtpmmgr") });
 
 const guests = ["web1", "web2", "db1"].map((name) => {
   // Passing the resources (not their names) orders start and destroy: manager, vTPM, guest.
-  const vtpm = new Vtpm(`${name}-vtpm`, { connection, name: `${name}-vtpm`, manager });
+  const vtpm = new Vtpm(`${name}-vtpm`, { connection, name: `${name}-vtpm`, manager, ...stubdom("vtpm") });
   const guest = new Guest(name, {
     connection,
     name,

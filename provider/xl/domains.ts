@@ -9,12 +9,25 @@ export const VTPM_KERNEL = "/usr/lib/xen/boot/vtpm-stubdom.gz";
 /** pv-grub as Xen installs it: boots the guest's own kernel from its disk, measuring it first. */
 export const PVGRUB_KERNEL = "/usr/lib/xen/boot/pv-grub-x86_64.gz";
 
+/** What both stub domains' configs are made of besides their own device and options. */
+interface StubdomDomain {
+  readonly name: string;
+  readonly kernel: string;
+  /**
+   * Real stub domains (mini-os) need none. A stub-domain kernel that is a Linux bzImage, such as
+   * the real-Xen lab's stand-ins, gets its initramfs only this way.
+   */
+  readonly ramdisk?: string;
+  readonly memoryMiB: number;
+  readonly image: string;
+}
+
 /**
  * Both vTPM stub domains: a mini-os kernel, a raw image as first disk (in the docs' legacy
  * syntax), one device setting of their own, and their options on the extra= command line.
  */
 function renderStubdomConfig(
-  d: { readonly name: string; readonly kernel: string; readonly memoryMiB: number; readonly image: string },
+  d: StubdomDomain,
   device: readonly [string, readonly string[]],
   options: ReadonlyArray<string | undefined>,
 ): XlConfig {
@@ -22,6 +35,7 @@ function renderStubdomConfig(
   return [
     ["name", d.name],
     ["kernel", d.kernel],
+    ...(d.ramdisk ? ([["ramdisk", d.ramdisk]] as const) : []),
     ["memory", d.memoryMiB],
     ["disk", [`file:${d.image},hda,w`]],
     device,
@@ -29,11 +43,7 @@ function renderStubdomConfig(
   ];
 }
 
-export interface VtpmManagerDomain {
-  readonly name: string;
-  readonly kernel: string;
-  readonly memoryMiB: number;
-  readonly image: string;
+export interface VtpmManagerDomain extends StubdomDomain {
   /** TPM MMIO pages the manager may map, e.g. "fed40,5" (all five localities). */
   readonly iomem: readonly string[];
   readonly tpmLocality?: number;
@@ -58,11 +68,7 @@ export function renderVtpmManagerConfig(d: VtpmManagerDomain): XlConfig {
   );
 }
 
-export interface VtpmDomain {
-  readonly name: string;
-  readonly kernel: string;
-  readonly memoryMiB: number;
-  readonly image: string;
+export interface VtpmDomain extends StubdomDomain {
   /** The vTPM manager domain's name. */
   readonly manager: string;
   /** Identifies this vTPM to the manager; changing it loses the vTPM's keys. */

@@ -9,6 +9,7 @@ import type { GuestVif } from "./domains";
 export interface ObservedStubdom {
   readonly name?: string;
   readonly kernel?: string;
+  readonly ramdisk?: string;
   readonly memoryMiB?: number;
   /** The first disk's file, from `file:<path>,hda,w`. */
   readonly image?: string;
@@ -76,6 +77,7 @@ export function observeStubdomConfig(text: string): ObservedConfig {
     return {
       name: str(settings.get("name")),
       kernel: str(settings.get("kernel")),
+      ramdisk: str(settings.get("ramdisk")),
       memoryMiB: count(settings.get("memory")),
       image: disk?.startsWith("file:") ? disk.slice("file:".length).split(",")[0] : undefined,
       options: fieldsOf((str(settings.get("extra")) ?? "").split(/\s+/).filter(Boolean)),

@@ -33,8 +33,26 @@ describe("observeStubdomConfig", () => {
         options: { loglevel: "debug", maintcmds: "0" },
         vtpm: { backend: "vtpmmgr", uuid },
         iomem: undefined,
+        ramdisk: undefined,
       },
     });
+  });
+
+  it("reads back the ramdisk a Linux stand-in stub domain boots with", () => {
+    const text = renderXlConfig(
+      renderVtpmConfig({
+        name: "web1-vtpm",
+        kernel: VTPM_KERNEL,
+        ramdisk: "/usr/lib/xen/boot/vtpm-stubdom-initrd.gz",
+        memoryMiB: 128,
+        image: "/var/lib/xen/vtpm/web1-vtpm.img",
+        manager: "vtpmmgr",
+        uuid,
+      }),
+    );
+    expect(text).toContain('ramdisk = "/usr/lib/xen/boot/vtpm-stubdom-initrd.gz"');
+    const r = observeStubdomConfig(text);
+    expect(r.ok && r.value.ramdisk).toBe("/usr/lib/xen/boot/vtpm-stubdom-initrd.gz");
   });
 
   it("reads a manager's options, secrets included, whatever their order", () => {

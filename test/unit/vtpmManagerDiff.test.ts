@@ -65,6 +65,7 @@ describe("diffVtpmManager", () => {
     { ownerAuth: "well-known" },
     { tpmLocality: 2 },
     { kernel: "/usr/lib/xen/boot/other.gz" },
+    { ramdisk: "/usr/lib/xen/boot/vtpmmgr-stubdom-initrd.gz" },
   ])("restarts for %j", (patch) =>
     expect(diffVtpmManager(old, inputs(patch))).toMatchObject({ restart: true, replaces: [] }),
   );

@@ -22,6 +22,8 @@ const vtpmShape = z.strictObject({
   imageSizeMiB: sizeMiB(1024).default(8),
   memoryMiB: sizeMiB(4096).default(8),
   kernel: absolutePath.default(VTPM_KERNEL),
+  /** An initramfs for a Linux stub-domain kernel (the real-Xen lab's stand-ins); mini-os needs none. */
+  ramdisk: absolutePath.optional(),
   configDir: absolutePath.default("/etc/xen"),
   uuid: vtpmUuid.optional(),
   logLevel: z.enum(["error", "info", "debug"]).optional(),

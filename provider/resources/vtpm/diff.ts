@@ -15,6 +15,7 @@ const RESTARTING = [
   "manager",
   "memoryMiB",
   "kernel",
+  "ramdisk",
   "configDir",
   "logLevel",
   "hwInitPcr",

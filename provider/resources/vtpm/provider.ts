@@ -55,6 +55,7 @@ const vtpm: StubdomKind<SettledVtpm> = {
       renderVtpmConfig({
         name: v.name,
         kernel: v.kernel,
+        ramdisk: v.ramdisk,
         memoryMiB: v.memoryMiB,
         image: imagePathOf(v),
         manager: v.manager,
@@ -81,6 +82,7 @@ async function observe(dom0: Dom0, v: SettledVtpm, userSet: Record<string, unkno
     inputs = {
       ...inputs,
       kernel: o.kernel ?? inputs.kernel,
+      ramdisk: o.ramdisk,
       memoryMiB: o.memoryMiB ?? inputs.memoryMiB,
       manager: o.vtpm?.backend ?? inputs.manager,
       uuid: o.vtpm?.uuid ?? inputs.uuid,

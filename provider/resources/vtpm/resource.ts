@@ -19,6 +19,12 @@ export interface VtpmArgs extends DomainArgs {
   /** @default "/usr/lib/xen/boot/vtpm-stubdom.gz" */
   readonly kernel?: pulumi.Input<string>;
   /**
+   * An initramfs for the stub-domain kernel. Real stub domains (mini-os) take none; a Linux
+   * kernel in their place, such as the real-Xen lab's stand-ins, needs one (and 96 MiB or more).
+   * @default - none
+   */
+  readonly ramdisk?: pulumi.Input<string>;
+  /**
    * The vTPM's identity to its manager. Changing it loses the vTPM's keys.
    * @default - generated once at create and kept in the stack's state
    */

@@ -22,6 +22,8 @@ const shape = z.strictObject({
   /** @default 16, or 128 for a TPM 2.0 manager */
   memoryMiB: sizeMiB(65536).optional(),
   kernel: absolutePath.default(VTPMMGR_KERNEL),
+  /** An initramfs for a Linux stub-domain kernel (the real-Xen lab's stand-ins); mini-os needs none. */
+  ramdisk: absolutePath.optional(),
   configDir: absolutePath.default("/etc/xen"),
   tpm2: z.boolean().default(false),
   tpmLocality: z.number().int().min(0).max(4).optional(),

@@ -10,6 +10,7 @@ import { managerMemoryMiB, type VtpmManagerInputs } from "./args";
 const RESETTING = ["name", "imagePath", "imageSizeMiB", "host"];
 const RESTARTING = [
   "kernel",
+  "ramdisk",
   "memoryMiB",
   "configDir",
   "tpm2",

@@ -48,6 +48,7 @@ const manager: StubdomKind<VtpmManagerInputs> = {
       renderVtpmManagerConfig({
         name: v.name,
         kernel: v.kernel,
+        ramdisk: v.ramdisk,
         memoryMiB: managerMemoryMiB(v),
         image: imagePathOf(v),
         iomem: v.iomem,
@@ -72,6 +73,7 @@ async function observe(dom0: Dom0, v: VtpmManagerInputs, userSet: Record<string,
     inputs = {
       ...inputs,
       kernel: o.kernel ?? inputs.kernel,
+      ramdisk: o.ramdisk,
       memoryMiB: o.memoryMiB ?? inputs.memoryMiB,
       iomem: o.iomem ? [...o.iomem] : inputs.iomem,
       tpm2: o.options.tpm2 === "1",

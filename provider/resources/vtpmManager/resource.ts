@@ -11,6 +11,12 @@ export interface VtpmManagerArgs extends DomainArgs {
   readonly memoryMiB?: pulumi.Input<number>;
   /** @default "/usr/lib/xen/boot/vtpmmgr-stubdom.gz" */
   readonly kernel?: pulumi.Input<string>;
+  /**
+   * An initramfs for the stub-domain kernel. Real stub domains (mini-os) take none; a Linux
+   * kernel in their place, such as the real-Xen lab's stand-ins, needs one (and 96 MiB or more).
+   * @default - none
+   */
+  readonly ramdisk?: pulumi.Input<string>;
   /** Talk TPM 2.0 to the hardware TPM. @default false */
   readonly tpm2?: pulumi.Input<boolean>;
   /** @default - the manager's own default (0) */
