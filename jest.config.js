@@ -1,4 +1,7 @@
-/** Two projects: pure unit tests, and end-to-end tests that drive the real Pulumi CLI. */
+/**
+ * Four projects: pure unit tests; tests against the local lab; end-to-end tests that drive the
+ * real Pulumi CLI; and the same against real Xen under QEMU.
+ */
 const tsJest = ["ts-jest", { tsconfig: "tsconfig.json" }];
 
 /** @type {import('jest').Config} */
@@ -25,6 +28,16 @@ module.exports = {
       testEnvironment: "node",
       globalSetup: "<rootDir>/test/e2e/global-setup.ts",
       slowTestThreshold: 120,
+    },
+    {
+      // Real Xen 4.17 under QEMU (lab/xen): the conformance suite and the example, live.
+      displayName: "xen",
+      testMatch: ["<rootDir>/test/xen/**/*.test.ts"],
+      transform: { "^.+\\.ts$": tsJest },
+      testEnvironment: "node",
+      globalSetup: "<rootDir>/test/xen/global-setup.ts",
+      globalTeardown: "<rootDir>/test/xen/global-teardown.ts",
+      slowTestThreshold: 300,
     },
   ],
 };

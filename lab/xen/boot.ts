@@ -299,14 +299,17 @@ export async function stopXenHost(dir: string): Promise<void> {
   if (!pid) return;
   const h = readXenHost(dir);
   if (h) {
+    let timer: NodeJS.Timeout | undefined;
     try {
       const s = await Promise.race([
         xenSession(h),
-        new Promise<never>((_, rej) => setTimeout(() => rej(new Error("timeout")), 10000)),
+        new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error("timeout")), 10000))),
       ]);
       await s.run(["sync"], { timeoutSec: 30 });
     } catch {
       // A host that does not answer is powered off all the same.
+    } finally {
+      clearTimeout(timer);
     }
   }
   process.kill(pid, "SIGTERM");

@@ -149,14 +149,20 @@ ExecStart=/usr/local/sbin/tvd-seed
 WantedBy=multi-user.target
 EOF
 
-# No vtpm backend driver exists in Debian: answer libxl's xenbus handshake for vtpm devices by
-# moving every backend from Initialising (1) to InitWait (2), and from Closing (5) to Closed (6)
+# No vtpm backend driver exists in Debian: answer libxl's xenbus handshake for the vtpm devices
+# of stub-domain stand-ins by moving each backend from Initialising (1) to InitWait (2), and from Closing (5) to Closed (6)
 # and then away, when libxl removes the device (xl destroy, vtpm-detach), as a backend would.
 cat >"$r/usr/local/sbin/tvd-vtpm-backend" <<'EOF'
 #!/bin/sh
 # /local/domain/<be>/backend/vtpm/<fe>/<dev>/state: 1 -> 2 (InitWait), 5 -> 6 (Closed)
 while :; do
   for be in $(xenstore-list /local/domain 2>/dev/null); do
+    # Only a vTPM stub domain runs a vtpm backend: any other domain named as backend= stays
+    # silent, as a real one would, and libxl gives up after 10 s.
+    case "$(xenstore-read "$(xenstore-read "/local/domain/$be/vm" 2>/dev/null)/image/kernel" 2>/dev/null)" in
+    */vtpmmgr-stubdom.gz | */vtpm-stubdom.gz) ;;
+    *) continue ;;
+    esac
     for fe in $(xenstore-list "/local/domain/$be/backend/vtpm" 2>/dev/null); do
       for dev in $(xenstore-list "/local/domain/$be/backend/vtpm/$fe" 2>/dev/null); do
         p="/local/domain/$be/backend/vtpm/$fe/$dev/state"
@@ -215,22 +221,31 @@ chroot "$r" systemctl mask systemd-networkd-wait-online.service apt-daily.timer 
 # ---- stand-in vTPM stub domains ------------------------------------------------------------
 # Debian ships no vtpmmgr/vtpm stub domains. The stand-ins are Debian's own kernel plus a tiny
 # busybox initramfs whose init prints what the real stub domain prints, then idles (state b).
-# xl needs kernel= <stand-in>.gz and ramdisk= <stand-in>-initrd.gz, and memory >= 128.
+# xl needs kernel= <stand-in>.gz and ramdisk= <stand-in>-initrd.gz, and memory >= 96.
 kver="$(basename "$(ls -1 "$r"/boot/vmlinuz-* | sort -V | tail -n1)" | sed 's/^vmlinuz-//')"
 stub="$r/usr/lib/xen/boot"
 mkdir -p "$stub"
+# A busybox initramfs: <dir with /init and whatever else> -> <file>.
+pack_initrd() { # <dir> <file>
+  mkdir -p "$1"/{bin,dev,proc,sys}
+  cp "$r/bin/busybox" "$1/bin/busybox"
+  mknod -m 600 "$1/dev/console" c 5 1
+  mknod -m 666 "$1/dev/null" c 1 3
+  chmod 755 "$1/init"
+  (cd "$1" && find . | cpio -o -H newc --quiet | gzip -9) >"$2"
+  rm -rf "$1"
+}
 mkinitrd_stub() { # <role> <file>
   local role="$1" file="$2" d
   d="$(mktemp -d)"
-  mkdir -p "$d"/{bin,dev,proc,sys}
-  cp "$r/bin/busybox" "$d/bin/busybox"
-  mknod -m 600 "$d/dev/console" c 5 1
-  mknod -m 666 "$d/dev/null" c 1 3
   {
     echo '#!/bin/busybox sh'
     echo '/bin/busybox mount -t proc proc /proc'
     echo '/bin/busybox mount -t devtmpfs dev /dev 2>/dev/null'
     echo 'echo 1 >/proc/sys/kernel/printk'
+    # mini-os's boot banner first, as the real stub domains print it: console logs are appended
+    # across restarts, and the provider counts only what follows the last banner.
+    echo 'echo "Xen Minimal OS (pv)!"'
     if [[ $role == mgr ]]; then
       echo 'echo "INFO[VTPM]: Starting vTPM manager domain (pulumi-tvd lab stand-in: Linux + busybox)"'
       echo 'echo "INFO[VTPM]: Waiting for commands from vTPM'"'"'s:"'
@@ -240,14 +255,62 @@ mkinitrd_stub() { # <role> <file>
     fi
     echo 'while :; do /bin/busybox sleep 3600; done'
   } >"$d/init"
-  chmod 755 "$d/init"
-  (cd "$d" && find . | cpio -o -H newc --quiet | gzip -9) >"$file"
-  rm -rf "$d"
+  pack_initrd "$d" "$file"
 }
 cp "$r/boot/vmlinuz-$kver" "$stub/vtpmmgr-stubdom.gz"
 cp "$r/boot/vmlinuz-$kver" "$stub/vtpm-stubdom.gz"
 mkinitrd_stub mgr "$stub/vtpmmgr-stubdom-initrd.gz"
 mkinitrd_stub vtpm "$stub/vtpm-stubdom-initrd.gz"
+
+# ---- guests: a real PV Linux whose root is the guest's qcow2 overlay -----------------------
+# At the paths examples/single-host names: the kernel line boots Debian's kernel from dom0
+# (/usr/lib/xen/boot/vmlinuz) with a small initramfs (/usr/lib/xen/boot/initrd.img) that loads
+# xen-blkfront and ext4, mounts root= (the overlay, xvda, served by dom0's qdisk backend) and
+# switch_roots into it. The base image the overlays are backed by,
+# /var/lib/xen/images/debian-base.raw, is a 32 MiB ext4 holding busybox (from Debian's
+# busybox-static) and an init that remounts / read-write, counts its boots on the disk and idles.
+guest_modules=(lib/crc16 fs/mbcache fs/jbd2/jbd2 crypto/crc32c_generic fs/ext4/ext4 drivers/block/xen-blkfront)
+d="$(mktemp -d)"
+mkdir -p "$d/newroot" "$d/lib/modules"
+for m in "${guest_modules[@]}"; do cp "$r/lib/modules/$kver/kernel/$m.ko" "$d/lib/modules/"; done
+cat >"$d/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+/bin/busybox mount -t devtmpfs dev /dev
+echo 1 >/proc/sys/kernel/printk
+for m in crc16 mbcache jbd2 crc32c_generic ext4 xen-blkfront; do /bin/busybox insmod /lib/modules/$m.ko; done
+root=/dev/xvda
+for a in $(/bin/busybox cat /proc/cmdline); do case "$a" in root=*) root="${a#root=}" ;; esac; done
+i=0
+while [ ! -b "$root" ] && [ $i -lt 60 ]; do /bin/busybox sleep 0.5; i=$((i + 1)); done
+if /bin/busybox mount -t ext4 -o ro "$root" /newroot; then
+  /bin/busybox umount /sys /proc
+  /bin/busybox mount --move /dev /newroot/dev
+  exec /bin/busybox switch_root /newroot /sbin/init
+fi
+echo "tvd-guest: cannot mount root $root"
+while :; do /bin/busybox sleep 3600; done
+INIT
+pack_initrd "$d" "$stub/initrd.img"
+cp "$r/boot/vmlinuz-$kver" "$stub/vmlinuz"
+t="$(mktemp -d)"
+mkdir -p "$t"/{bin,sbin,dev,proc,sys,tmp,etc,var/lib/tvd-guest}
+cp "$r/bin/busybox" "$t/bin/busybox"
+cat >"$t/sbin/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -o remount,rw /
+n=$(( $(/bin/busybox cat /var/lib/tvd-guest/boots 2>/dev/null || echo 0) + 1 ))
+echo "$n" >/var/lib/tvd-guest/boots
+/bin/busybox sync
+echo "tvd-guest: up, root /dev/xvda read-write, boot $n of this disk"
+while :; do /bin/busybox sleep 3600; done
+INIT
+chmod 755 "$t/sbin/init"
+mkdir -p "$r/var/lib/xen/images"
+mkfs.ext4 -q -F -L tvd-guest -d "$t" "$r/var/lib/xen/images/debian-base.raw" 32M >&2
+rm -rf "$t"
 
 # ---- boot files and the root disk ----------------------------------------------------------
 xen_gz="$(ls -1 "$r"/boot/xen-4.17-amd64.gz 2>/dev/null || ls -1 "$r"/boot/xen-4.17*.gz | head -n1)"

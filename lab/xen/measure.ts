@@ -2,12 +2,13 @@
  * node dist/lab/xen/measure.js [--out bench/results/xen-lab.json] [--keep] [--cold]
  *
  * Boots one real Xen host (building or reusing the dom0 image), measures it, creates a stand-in
- * vTPM manager and a stand-in vTPM with real xl, records what xl printed, and powers the host off
- * (unless --keep). Cold build numbers come from the build's `recipe` file.
+ * vTPM manager, a stand-in vTPM and a guest on a qcow2 overlay with real xl, records what xl
+ * printed, times the conformance suite, and powers the host off (unless --keep). Cold build numbers come from the build's `recipe` file.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { runScenarios } from "../conformance/run";
 import {
   bootXenHost,
   buildRootfs,
@@ -21,6 +22,18 @@ import {
 
 const MGR_UUID = "7e6897a4-111d-4ec4-86d1-5fa918d9daae";
 const VTPM_UUID = "ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839";
+
+const guestConfig = [
+  'name = "web1"',
+  "memory = 128",
+  "vcpus = 1",
+  'kernel = "/usr/lib/xen/boot/vmlinuz"',
+  'ramdisk = "/usr/lib/xen/boot/initrd.img"',
+  'cmdline = "root=/dev/xvda ro console=hvc0"',
+  'disk = ["format=qcow2, vdev=xvda, access=rw, target=/var/lib/xen/images/web1.qcow2"]',
+  'vtpm = ["backend=web1-vtpm"]',
+  "",
+].join("\n");
 
 export const standInConfigs = {
   "vtpmmgr.cfg": [
@@ -128,6 +141,14 @@ async function main(argv: string[]): Promise<void> {
   steps.createVtpm = await sh("xl create /root/web1-vtpm.cfg", 300);
   await new Promise((r) => setTimeout(r, 20000));
   steps.vtpmConsole = await sh("cat /var/log/xen/console/guest-web1-vtpm.log");
+  // A guest as the provider writes it: Debian's kernel by kernel line, root on a qcow2 overlay.
+  steps.createGuest = await sh(
+    `qemu-img create -q -f qcow2 -F raw -b /var/lib/xen/images/debian-base.raw /var/lib/xen/images/web1.qcow2 && cat > /root/web1.cfg <<'EOF'\n${guestConfig}EOF\nxl create /root/web1.cfg`,
+    300,
+  );
+  await new Promise((r) => setTimeout(r, 20000));
+  steps.guestConsole = await sh("tail -n 3 /var/log/xen/console/guest-web1.log");
+  steps.guestBlockList = await sh("xl block-list web1");
   steps.list = await sh("xl list");
   steps.vtpmList = await sh("xl vtpm-list web1-vtpm");
   steps.listLong = await sh("xl list -l web1-vtpm");
@@ -136,6 +157,7 @@ async function main(argv: string[]): Promise<void> {
   );
   steps.backendLoopJournal = await sh("journalctl -u tvd-vtpm-backend --no-pager | tail -n 5");
   steps.qemuWithDomains = qemuMemory(host.pid);
+  steps.destroyGuest = await sh("xl destroy web1");
   // The same vTPM with the stand-in backend handshake stopped: what real xl says without it.
   steps.destroyVtpm = await sh("xl destroy web1-vtpm");
   steps.createVtpmNoBackendLoop = await sh(
@@ -153,6 +175,11 @@ async function main(argv: string[]): Promise<void> {
   );
   steps.destroyManager = await sh("xl destroy vtpmmgr; rc=$?; xl list; exit $rc", 120);
   result.xl = steps;
+  // The conformance suite's wall time on real Xen (it starts from a host with only Domain-0).
+  const tc = Date.now();
+  const observations = await runScenarios(s);
+  result.conformanceSuite = { scenarios: observations.length, sec: (Date.now() - tc) / 1000 };
+  result.qemuAfterSuite = qemuMemory(host.pid);
   await closeAllSessions();
   if (!keep) {
     await stopXenHost(host.dir);

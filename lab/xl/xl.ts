@@ -136,12 +136,13 @@ function create(settings: HostSettings, args: string[]): XlOutput {
       throw e;
     };
     if (byName(state, config.name)) fail(xlErrors.duplicateName(domid, config.name));
+    // libxl checks disks while setting defaults, before it loads the kernel.
+    config.disks.forEach((disk, i) => {
+      if (!existsSync(disk.pdev_path)) fail(xlErrors.missingDisk(domid, i, disk));
+    });
     if (config.kernel && !existsSync(config.kernel)) fail(xlErrors.missingKernel(domid, config.kernel));
     if (config.memoryMiB > settings.totalMemoryMiB - usedMemoryMiB(settings, state.domains)) {
       fail(xlErrors.outOfMemory(domid));
-    }
-    for (const disk of config.disks) {
-      if (!existsSync(disk.pdev_path)) fail(xlErrors.missingDisk(domid, disk.pdev_path));
     }
     let devices: VtpmDevice[] = [];
     try {
@@ -149,7 +150,7 @@ function create(settings: HostSettings, args: string[]): XlOutput {
     } catch (e) {
       fail(e as XlError);
     }
-    if (config.kind === "vtpm" && !config.disks[0]) fail(xlErrors.missingDisk(domid, "(no disk)"));
+    if (config.kind === "vtpm" && !config.disks[0]) fail(xlErrors.stubdomWithoutDisk(domid));
     const noBridge = missingBridge(config.nics);
     if (noBridge !== undefined) fail(xlErrors.missingBridge(domid, noBridge));
 

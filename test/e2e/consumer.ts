@@ -14,6 +14,8 @@ export function consumerNodeModules(): string {
 }
 
 export async function buildConsumer(): Promise<void> {
+  // Two projects' global setups (e2e, xen) need it; they run in one process, once per run.
+  if (process.env.TVD_CONSUMER_BUILT === "1") return;
   await runChecked(["npm", "run", "--silent", "build"], { cwd: repoRoot });
   rmSync(consumerDir, { recursive: true, force: true });
   mkdirSync(consumerDir, { recursive: true });
@@ -39,4 +41,5 @@ export async function buildConsumer(): Promise<void> {
   await runChecked(["npm", "install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], {
     cwd: consumerDir,
   });
+  process.env.TVD_CONSUMER_BUILT = "1";
 }

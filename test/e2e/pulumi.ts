@@ -263,3 +263,13 @@ export function expectExit(result: OperationResult, code = 0): void {
     );
   }
 }
+
+/** The one step of `op` on resource `name`; throws naming every step when there is none. */
+export function stepOf(result: OperationResult, name: string, op: string): StepSummary {
+  const s = result.steps.find((x) => x.name === name && x.op === op);
+  if (!s)
+    throw new Error(
+      `no ${op} step for ${name}; steps: ${JSON.stringify(result.steps.map((x) => [x.name, x.op]))}`,
+    );
+  return s;
+}

@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
 import type { LabHostRecord } from "../../lab/host";
 import { startTestLab, type TestLab } from "../support/lab";
-import { expectExit, TestStack, type OperationResult } from "./pulumi";
+import { expectExit, stepOf, TestStack } from "./pulumi";
 
 jest.setTimeout(15 * 60_000);
 
@@ -41,27 +41,9 @@ afterAll(async () => {
   await lab?.stop();
 });
 
-async function sh(script: string, ...args: string[]): Promise<string> {
-  const r = await lab.sh(A, script, ...args);
-  if (r.exitCode !== 0) throw new Error(`${script} exited ${r.exitCode}: ${r.stderr}`);
-  return r.stdout;
-}
-
-async function running(): Promise<string[]> {
-  const list = JSON.parse((await lab.xl(A, "list", "-l")).stdout || "[]") as Array<{
-    config: { c_info: { name: string } };
-  }>;
-  return list.map((d) => d.config.c_info.name).sort();
-}
-
-function step(result: OperationResult, name: string, op: string) {
-  const s = result.steps.find((x) => x.name === name && x.op === op);
-  if (!s)
-    throw new Error(
-      `no ${op} step for ${name}; steps: ${JSON.stringify(result.steps.map((x) => [x.name, x.op]))}`,
-    );
-  return s;
-}
+const sh = (script: string, ...args: string[]) => lab.check(A, script, ...args);
+const running = () => lab.domainNames(A);
+const step = stepOf;
 
 let uuids: Record<string, string>;
 

@@ -17,7 +17,7 @@ function portFree(port: number): Promise<boolean> {
 }
 
 /** A run of `count` free ports, so parallel test files and a running demo lab never collide. */
-async function freePortRange(count: number): Promise<number> {
+export async function freePortRange(count: number): Promise<number> {
   for (;;) {
     const first = 20000 + Math.floor(Math.random() * 20000);
     const checks = await Promise.all(Array.from({ length: count }, (_, i) => portFree(first + i)));
@@ -25,10 +25,20 @@ async function freePortRange(count: number): Promise<number> {
   }
 }
 
-export interface TestLab {
-  readonly stateDir: string;
-  readonly hosts: LabHostRecord[];
-  host(name: string): LabHostRecord;
+/** What a test needs of one lab host's inventory entry (either lab's). */
+export interface HostEntry {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly privateKeyPath: string;
+  readonly hostKeyFingerprint: string;
+}
+
+/** SSH access to the hosts of a running lab, the local one or the real-Xen one. */
+export interface LabAccess<H extends HostEntry = HostEntry> {
+  readonly hosts: H[];
+  host(name: string): H;
   /** The host's `connection` input, as a program or a lifecycle gets it. */
   connection(name: string): {
     host: string;
@@ -41,20 +51,24 @@ export interface TestLab {
   /** Runs a shell script on a host over SSH; positional args are passed as $1... */
   sh(name: string, script: string, ...args: string[]): Promise<ExecResult>;
   xl(name: string, ...args: string[]): Promise<ExecResult>;
+  /** Runs a script that must succeed; its stdout. */
+  check(name: string, script: string, ...args: string[]): Promise<string>;
+  /** The domains `xl list -l` shows, by name and sorted, Domain-0 left out. */
+  domainNames(name: string): Promise<string[]>;
   /** Waits until a domain's console log contains `text` (a manager getting ready, say). */
   waitForConsole(name: string, domain: string, text: string, timeoutMs?: number): Promise<void>;
-  /** One ping from inside a guest's stand-in network namespace on its host; true when answered. */
-  guestPings(name: string, domain: string, to: string): Promise<boolean>;
   /** Writes a file on a host (through stdin, so content needs no quoting). */
   writeFile(name: string, file: string, content: string): Promise<void>;
+}
+
+export interface TestLab extends LabAccess<LabHostRecord> {
+  readonly stateDir: string;
+  /** One ping from inside a guest's stand-in network namespace on its host; true when answered. */
+  guestPings(name: string, domain: string, to: string): Promise<boolean>;
   stop(): Promise<void>;
 }
 
-export async function startTestLab(opts: Omit<LabOptions, "firstPort">): Promise<TestLab> {
-  const stateDir = mkdtempSync(path.join(os.tmpdir(), "tvd-lab-"));
-  const firstPort = await freePortRange(opts.hosts);
-  await labUp(stateDir, { managerReadyDelaySec: 0.3, shutdownAckTimeoutSec: 1, ...opts, firstPort });
-  const hosts = labHosts(stateDir);
+export function labAccess<H extends HostEntry>(hosts: H[]): LabAccess<H> {
   const host = (name: string) => {
     const h = hosts.find((x) => x.name === name);
     if (!h) throw new Error(`no lab host ${name}`);
@@ -72,15 +86,30 @@ export async function startTestLab(opts: Omit<LabOptions, "firstPort">): Promise
   };
   const session = (name: string) => sessionFor(connectionSchema.parse(connection(name)));
   const sh = async (name: string, script: string, ...args: string[]) =>
-    (await session(name)).run(["sh", "-c", script, "sh", ...args]);
+    (await session(name)).run(["sh", "-c", script, "sh", ...args], { timeoutSec: 600 });
+  const xl = async (name: string, ...args: string[]) =>
+    (await session(name)).run(["xl", ...args], { timeoutSec: 600 });
   return {
-    stateDir,
     hosts,
     host,
     connection,
     session,
     sh,
-    xl: async (name, ...args) => (await session(name)).run(["xl", ...args]),
+    xl,
+    async check(name, script, ...args) {
+      const r = await sh(name, script, ...args);
+      if (r.exitCode !== 0) throw new Error(`${script} exited ${r.exitCode} on ${name}: ${r.stderr}`);
+      return r.stdout;
+    },
+    async domainNames(name) {
+      const list = JSON.parse((await xl(name, "list", "-l")).stdout || "[]") as Array<{
+        config: { c_info: { name: string } };
+      }>;
+      return list
+        .map((d) => d.config.c_info.name)
+        .filter((n) => n !== "Domain-0")
+        .sort();
+    },
     async waitForConsole(name, domain, text, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -91,10 +120,6 @@ export async function startTestLab(opts: Omit<LabOptions, "firstPort">): Promise
         await new Promise((r) => setTimeout(r, 100));
       }
     },
-    async guestPings(name, domain, to) {
-      const script = 'nsenter -t "$(cat "/var/lib/tvd-lab/netns/$1.pid")" -n ping -c1 -W2 "$2"';
-      return (await sh(name, script, domain, to)).exitCode === 0;
-    },
     async writeFile(name, file, content) {
       const r = await (
         await session(name)
@@ -102,6 +127,21 @@ export async function startTestLab(opts: Omit<LabOptions, "firstPort">): Promise
         stdin: content,
       });
       if (r.exitCode !== 0) throw new Error(`writing ${file} on ${name}: ${r.stderr}`);
+    },
+  };
+}
+
+export async function startTestLab(opts: Omit<LabOptions, "firstPort">): Promise<TestLab> {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), "tvd-lab-"));
+  const firstPort = await freePortRange(opts.hosts);
+  await labUp(stateDir, { managerReadyDelaySec: 0.3, shutdownAckTimeoutSec: 1, ...opts, firstPort });
+  const access = labAccess(labHosts(stateDir));
+  return {
+    ...access,
+    stateDir,
+    async guestPings(name, domain, to) {
+      const script = 'nsenter -t "$(cat "/var/lib/tvd-lab/netns/$1.pid")" -n ping -c1 -W2 "$2"';
+      return (await access.sh(name, script, domain, to)).exitCode === 0;
     },
     async stop() {
       await closeAllSessions();

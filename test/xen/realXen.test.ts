@@ -1,0 +1,178 @@
+/**
+ * Real Xen 4.17 under QEMU (lab/xen), live on every run:
+ * 1. the conformance suite: the same xl scenarios on real Xen and on the local lab's emulator,
+ *    compared field by field (every difference fixed or listed in lab/conformance/differences.ts),
+ *    and real Xen's answers compared with the recording the lab project checks the emulator by;
+ * 2. the single-host example (a vTPM manager, three vTPMs, three guests booting a real PV Linux
+ *    on their qcow2 overlays) through the real Pulumi CLI: up, no changes, `xl destroy` of a
+ *    guest found by `preview --refresh`, repaired by `up`, then destroy.
+ * One host serves both, in order: the scenarios start from a dom0 with no domains.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { KNOWN_DIFFERENCES } from "../../lab/conformance/differences";
+import { runScenarios } from "../../lab/conformance/run";
+import { compareObservations, type Difference, type Observation } from "../../lab/conformance/scenarios";
+import type { XenInventoryHost } from "../../lab/xen/boot";
+import { closeAllSessions } from "../../provider/transport/ssh";
+import { expectExit, stepOf, TestStack } from "../e2e/pulumi";
+import { startTestLab, type LabAccess } from "../support/lab";
+import { XEN_TEST_HOST as X, XEN_TEST_STATE, xenTestLab } from "../support/xenLab";
+
+jest.setTimeout(30 * 60_000);
+
+let xen: LabAccess<XenInventoryHost>;
+
+beforeAll(() => {
+  xen = xenTestLab();
+});
+
+afterAll(async () => closeAllSessions());
+
+const sh = (script: string, ...args: string[]) => xen.check(X, script, ...args);
+const domains = () => xen.domainNames(X);
+
+describe("conformance suite", () => {
+  const key = (d: { scenario: string; field: string }) => `${d.scenario} ${d.field}`;
+  let real: Observation[];
+
+  it("real Xen answers every scenario as recorded in lab/conformance/observed/xen.json", async () => {
+    expect(await domains()).toEqual([]);
+    const session = await xen.session(X);
+    real = await runScenarios(session);
+    expect(await domains()).toEqual([]);
+    // What this run saw, in the recording's format: the file to copy over the recording when
+    // real Xen's answers changed on purpose (a new scenario, another Xen version).
+    const xenVersion = (await session.run(["xl", "info", "xen_version"])).stdout.trim();
+    writeFileSync(
+      path.join(XEN_TEST_STATE, "observed.json"),
+      JSON.stringify({ kind: "xen", xenVersion, at: new Date().toISOString(), observations: real }, null, 2) +
+        "\n",
+    );
+    const recorded = JSON.parse(
+      readFileSync(path.join(__dirname, "..", "..", "lab", "conformance", "observed", "xen.json"), "utf8"),
+    ) as { observations: Observation[] };
+    // A difference here means the recording is stale: see test/.work/xen-lab/observed.json.
+    expect(compareObservations(real, recorded.observations)).toEqual([]);
+  });
+
+  it("the emulator answers as real Xen did just now, but for the differences the docs list", async () => {
+    const lab = await startTestLab({ hosts: 1 });
+    let found: Difference[];
+    try {
+      await lab.sh(
+        "dom0-a",
+        "touch /usr/lib/xen/boot/vtpmmgr-stubdom-initrd.gz /usr/lib/xen/boot/vtpm-stubdom-initrd.gz",
+      );
+      found = compareObservations(await runScenarios(await lab.session("dom0-a")), real);
+    } finally {
+      await lab.stop();
+    }
+    const known = new Set(KNOWN_DIFFERENCES.map(key));
+    expect(found.filter((d) => !known.has(key(d)))).toEqual([]);
+    expect(KNOWN_DIFFERENCES.map(key).filter((k) => !found.some((d) => key(d) === k))).toEqual([]);
+  });
+});
+
+describe("the single-host example on real Xen", () => {
+  const GUESTS = ["web1", "web2", "db1"];
+  const ALL = ["db1", "db1-vtpm", "vtpmmgr", "web1", "web1-vtpm", "web2", "web2-vtpm"];
+  let stack: TestStack;
+  let uuids: Record<string, string>;
+
+  beforeAll(async () => {
+    const c = xen.connection(X);
+    stack = await TestStack.create({
+      programDir: path.resolve(__dirname, "..", "..", "examples", "single-host"),
+      config: {
+        host: { value: c.host },
+        port: { value: String(c.port) },
+        hostKeyFingerprint: { value: c.hostKeyFingerprint },
+        privateKey: { value: c.privateKey, secret: true },
+        standInStubdoms: { value: "true" },
+      },
+    });
+  });
+
+  afterAll(async () => stack?.dispose());
+
+  /** Real xl's console log of a domain: what its kernel and init printed. */
+  const consoleOf = (domain: string) => sh('cat "/var/log/xen/console/guest-$1.log"', domain);
+
+  it("up starts the manager, each vTPM, then each guest on its own qcow2 overlay", async () => {
+    expectExit(await stack.up());
+    expect(await domains()).toEqual(ALL);
+    const members = (await stack.outputs()).members as Record<
+      string,
+      { vtpmUuid: string; vtpmAttached: boolean }
+    >;
+    uuids = Object.fromEntries(GUESTS.map((g) => [g, members[g].vtpmUuid]));
+    expect(new Set(Object.values(uuids)).size).toBe(3);
+    expect(await consoleOf("vtpmmgr")).toContain("Waiting for commands from vTPM's");
+    for (const g of GUESTS) {
+      expect(members[g].vtpmAttached).toBe(true);
+      // Real xl made the vtpm device with the UUID generated once at create, backed by the manager.
+      const row = (await sh(`xl vtpm-list ${g}-vtpm`)).split("\n")[1];
+      expect(row).toContain(uuids[g]);
+      expect(row).toMatch(new RegExp(`^0\\s+${await sh("xl domid vtpmmgr").then((s) => s.trim())}\\s`));
+      expect(await sh(`xl vtpm-list ${g}`)).toContain(`/backend/vtpm/`);
+      // The guest's disk is its overlay, served by dom0's qdisk backend, and its root is on it.
+      expect(await sh(`xl block-list ${g}`)).toContain("/backend/qdisk/");
+      const info = JSON.parse(await sh(`qemu-img info --output=json -U /var/lib/xen/images/${g}.qcow2`));
+      expect(info).toMatchObject({
+        format: "qcow2",
+        "backing-filename": "/var/lib/xen/images/debian-base.raw",
+      });
+      await xen.waitForConsole(
+        X,
+        g,
+        "tvd-guest: up, root /dev/xvda read-write, boot 1 of this disk",
+        180_000,
+      );
+    }
+  });
+
+  it("preview right after up shows no changes", async () => {
+    expectExit(await stack.preview({ expectNoChanges: true, refresh: true }));
+  });
+
+  it("preview --refresh finds a guest destroyed out of band, on its running property", async () => {
+    expect((await xen.xl(X, "destroy", "web2")).exitCode).toBe(0);
+    const preview = await stack.preview({ refresh: true });
+    expectExit(preview);
+    expect(stepOf(preview, "web2", "update").changedInputs).toEqual(["running"]);
+    for (const untouched of ["web1", "db1", "vtpmmgr", ...GUESTS.map((g) => `${g}-vtpm`)]) {
+      expect(preview.steps.find((s) => s.name === untouched && s.op === "update")).toBeUndefined();
+    }
+  });
+
+  it("up repairs it: the guest boots again from the same overlay, and nothing is left to change", async () => {
+    expectExit(await stack.refresh());
+    expectExit(await stack.up());
+    expect(await domains()).toEqual(ALL);
+    await xen.waitForConsole(
+      X,
+      "web2",
+      "tvd-guest: up, root /dev/xvda read-write, boot 2 of this disk",
+      180_000,
+    );
+    const members = (await stack.outputs()).members as Record<string, { vtpmUuid: string }>;
+    for (const g of GUESTS) expect(members[g].vtpmUuid).toBe(uuids[g]);
+    expectExit(await stack.preview({ expectNoChanges: true, refresh: true }));
+  });
+
+  it("destroy stops every domain in order and leaves only the archived vTPM images", async () => {
+    expectExit(await stack.destroy());
+    expect(await domains()).toEqual([]);
+    // Only the conformance suite's configs are left in /etc/xen; no config points at a missing disk.
+    expect(await sh("cd /etc/xen && ls -A -- *.cfg | grep -v '^conf-' || true")).toBe("");
+    expect((await sh("ls -A /var/lib/xen/images")).split("\n")).not.toContain("web1.qcow2");
+    const archived = (await sh("ls /var/lib/xen/pulumi-tvd/archive")).trim().split("\n");
+    expect(archived.map((f) => f.replace(/\.\d{8}T\d{6}Z$/, "")).sort()).toEqual([
+      "db1-vtpm.img",
+      "vtpmmgr.img",
+      "web1-vtpm.img",
+      "web2-vtpm.img",
+    ]);
+  });
+});
