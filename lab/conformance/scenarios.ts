@@ -61,6 +61,12 @@ export interface Scenario {
  */
 export const SCENARIOS: readonly Scenario[] = [
   {
+    id: "list-all",
+    about: "xl list -l with no domain named, on a host running only Domain-0",
+    argv: ["xl", "list"],
+    observe: [["xl", "list", "-l"]],
+  },
+  {
     id: "missing-config",
     about: "a config file that does not exist",
     argv: ["xl", "create", "/etc/xen/conf-nope.cfg"],
@@ -257,7 +263,8 @@ export function projectObservation(argv: readonly string[], stdout: string): unk
       return {
         name: c.c_info?.name,
         type: c.c_info?.type,
-        maxMemKb: c.b_info?.max_memkb,
+        // Domain-0's memory is the host's dom0_mem, which differs between the labs by design.
+        maxMemKb: c.c_info?.name === "Domain-0" ? "<dom0_mem>" : c.b_info?.max_memkb,
         disks: (c.disks ?? []).map((x) => ({
           pdev_path: x.pdev_path,
           vdev: x.vdev,
@@ -299,8 +306,12 @@ export function compareObservations(
   xen: readonly Observation[],
 ): Difference[] {
   const out: Difference[] = [];
-  for (const x of xen) {
-    const e = emulator.find((o) => o.id === x.id);
+  // A scenario only one side ran (a new one not yet recorded on real Xen, say) differs entirely.
+  const missing = (id: string): Observation => ({ id, exitCode: null, stderr: [], observed: {} });
+  const ids = [...new Set([...xen, ...emulator].map((o) => o.id))];
+  for (const id of ids) {
+    const x = xen.find((o) => o.id === id) ?? missing(id);
+    const e = emulator.find((o) => o.id === id);
     const fields: Array<[string, unknown, unknown]> = [
       ["exitCode", e?.exitCode, x.exitCode],
       ["stderr", e?.stderr, x.stderr],

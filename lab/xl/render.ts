@@ -84,9 +84,32 @@ export function domainJson(d: DomainRecord): Record<string, unknown> {
   return { domid: d.domid, config };
 }
 
-/** `xl list -l [dom...]` */
-export function renderListLong(domains: readonly DomainRecord[]): string {
-  return yajlStyle(JSON.stringify(domains.map(domainJson), null, 4)) + "\n";
+/**
+ * Domain-0 as real `xl list -l` prints it with no domain named (measured on Xen 4.17.5): only
+ * c_info and b_info, target one KiB under max.
+ */
+export function dom0Json(settings: HostSettings): Record<string, unknown> {
+  const kb = settings.dom0MemoryMiB * 1024;
+  return {
+    domid: 0,
+    config: {
+      c_info: { type: "pv", name: "Domain-0" },
+      b_info: {
+        max_memkb: kb,
+        target_memkb: kb - 1,
+        sched_params: { sched: "credit2", weight: 256, cap: 0 },
+        "type.pv": {},
+        arch_arm: {},
+        arch_x86: {},
+      },
+    },
+  };
+}
+
+/** `xl list -l [dom...]`; with no domain named, Domain-0 comes first, as in real xl. */
+export function renderListLong(domains: readonly DomainRecord[], dom0?: HostSettings): string {
+  const all = [...(dom0 ? [dom0Json(dom0)] : []), ...domains.map(domainJson)];
+  return yajlStyle(JSON.stringify(all, null, 4)) + "\n";
 }
 
 export interface VtpmRow {

@@ -328,7 +328,9 @@ function list(settings: HostSettings, args: string[]): XlOutput {
   const state = loadState();
   const domains = names.length ? names.map((n) => resolve(state, n)) : state.domains;
   return {
-    stdout: long ? renderListLong(domains) : renderList(settings, domains, Date.now()),
+    stdout: long
+      ? renderListLong(domains, names.length ? undefined : settings)
+      : renderList(settings, domains, Date.now()),
     stderr: "",
     exitCode: 0,
   };

@@ -132,8 +132,7 @@ it("destroy leaves no domains and no files but the archived vTPM images", async 
   expect(await sh("ls -A /etc/xen")).toBe("");
   expect(await sh("ls -A /var/lib/xen/images")).toBe("debian-base.raw\n");
   expect(await sh("ls -A /var/lib/xen/vtpm")).toBe("");
-  const archived = (await sh("ls /var/lib/xen/pulumi-tvd/archive")).trim().split("\n");
-  expect(archived.map((f) => f.replace(/\.\d{8}T\d{6}Z$/, "")).sort()).toEqual([
+  expect(await lab.archivedFiles(A)).toEqual([
     "db1-vtpm.img",
     "vtpmmgr.img",
     "web1-vtpm.img",

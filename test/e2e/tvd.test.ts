@@ -59,13 +59,7 @@ async function sh(host: string, script: string, ...args: string[]): Promise<stri
 async function domainsByHost(): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
   for (const h of HOSTS) {
-    const list = JSON.parse((await lab.xl(h, "list", "-l")).stdout || "[]") as Array<{
-      config: { c_info: { name: string } };
-    }>;
-    out[h] = list
-      .map((d) => d.config.c_info.name)
-      .filter((n) => n !== "vtpmmgr")
-      .sort();
+    out[h] = (await lab.domainNames(h)).filter((n) => n !== "vtpmmgr");
   }
   return out;
 }

@@ -55,6 +55,8 @@ export interface LabAccess<H extends HostEntry = HostEntry> {
   check(name: string, script: string, ...args: string[]): Promise<string>;
   /** The domains `xl list -l` shows, by name and sorted, Domain-0 left out. */
   domainNames(name: string): Promise<string[]>;
+  /** The files in the provider's archive (vTPM images kept on delete), timestamps left out, sorted. */
+  archivedFiles(name: string): Promise<string[]>;
   /** Waits until a domain's console log contains `text` (a manager getting ready, say). */
   waitForConsole(name: string, domain: string, text: string, timeoutMs?: number): Promise<void>;
   /** Writes a file on a host (through stdin, so content needs no quoting). */
@@ -119,6 +121,14 @@ export function labAccess<H extends HostEntry>(hosts: H[]): LabAccess<H> {
           throw new Error(`${domain} on ${name} never printed ${JSON.stringify(text)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
+    },
+    async archivedFiles(name) {
+      const r = await sh(name, "ls /var/lib/xen/pulumi-tvd/archive 2>/dev/null");
+      return r.stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((f) => f.replace(/\.\d{8}T\d{6}Z$/, ""))
+        .sort();
     },
     async writeFile(name, file, content) {
       const r = await (
