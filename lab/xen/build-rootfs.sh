@@ -153,39 +153,77 @@ EOF
 # of stub-domain stand-ins by moving each backend from Initialising (1) to InitWait (2), and from Closing (5) to Closed (6)
 # and then away, when libxl removes the device (xl destroy, vtpm-detach), as a backend would.
 cat >"$r/usr/local/sbin/tvd-vtpm-backend" <<'EOF'
-#!/bin/sh
-# /local/domain/<be>/backend/vtpm/<fe>/<dev>/state: 1 -> 2 (InitWait), 5 -> 6 (Closed)
-while :; do
-  for be in $(xenstore-list /local/domain 2>/dev/null); do
-    # Only a vTPM stub domain runs a vtpm backend: any other domain named as backend= stays
-    # silent, as a real one would, and libxl gives up after 10 s.
-    case "$(xenstore-read "$(xenstore-read "/local/domain/$be/vm" 2>/dev/null)/image/kernel" 2>/dev/null)" in
-    */vtpmmgr-stubdom.gz | */vtpm-stubdom.gz) ;;
-    *) continue ;;
+#!/bin/bash
+# /local/domain/<be>/backend/vtpm/<fe>/<dev>/state: 1 -> 2 (InitWait), 5 -> 6 (Closed), then the
+# directory goes, for backends that are stand-in stub domains.
+# Event-driven: one xenstore-watch for the whole run, each burst of changes drained, then one
+# scan; a change during a scan is still queued in the pipe, so none is missed. libxl waits only
+# 10 s for a backend, and a TCG dom0 under load is slow, so a scan costs one process per domain.
+declare -A stub closing
+
+# Only a vTPM stub domain runs a vtpm backend: any other domain named as backend= stays silent,
+# as a real one would, and libxl gives up after 10 s. Cached per domid while the domain lives,
+# once libxl has written the domain's kernel (a domain being built has none yet).
+is_stub() {
+  local kernel
+  if [[ -z ${stub[$1]+x} ]]; then
+    kernel=$(xenstore-read "$(xenstore-read "/local/domain/$1/vm" 2>/dev/null)/image/kernel" 2>/dev/null)
+    case $kernel in
+    */vtpmmgr-stubdom.gz | */vtpm-stubdom.gz) stub[$1]=1 ;;
+    "") return 1 ;;
+    *) stub[$1]=0 ;;
     esac
-    for fe in $(xenstore-list "/local/domain/$be/backend/vtpm" 2>/dev/null); do
-      for dev in $(xenstore-list "/local/domain/$be/backend/vtpm/$fe" 2>/dev/null); do
-        p="/local/domain/$be/backend/vtpm/$fe/$dev/state"
-        case "$(xenstore-read "$p" 2>/dev/null)" in
-        1) xenstore-write "$p" 2 && echo "vtpm backend $be: $fe/$dev state 1 -> 2" ;;
-        5) xenstore-write "$p" 6 && echo "vtpm backend $be: $fe/$dev state 5 -> 6" ;;
-        6)
-          # A backend in a domain other than dom0 removes its own directory once closed; libxl
-          # waits for that (a pass later, so libxl has seen state 6 first).
-          if [ "$(xenstore-read "/local/domain/$be/backend/vtpm/$fe/$dev/online" 2>/dev/null)" = 0 ]; then
-            xenstore-rm "/local/domain/$be/backend/vtpm/$fe/$dev" && echo "vtpm backend $be: $fe/$dev removed"
-            [ -n "$(xenstore-list "/local/domain/$be/backend/vtpm/$fe" 2>/dev/null)" ] ||
-              xenstore-rm "/local/domain/$be/backend/vtpm/$fe" 2>/dev/null
-          fi
-          ;;
-        esac
-      done
+  fi
+  [[ ${stub[$1]} == 1 ]]
+}
+
+scan() {
+  local be line path value dev live=" "
+  for be in $(xenstore-list /local/domain 2>/dev/null); do
+    live+="$be "
+    is_stub "$be" || continue
+    local -A online=() state=()
+    while IFS= read -r line; do
+      path=${line%% = *} value=${line#* = \"}
+      value=${value%\"}
+      case $path in
+      */backend/vtpm/*/*/online) online[${path%/online}]=$value ;;
+      */backend/vtpm/*/*/state) state[${path%/state}]=$value ;;
+      esac
+    done < <(xenstore-ls -f "/local/domain/$be/backend/vtpm" 2>/dev/null)
+    for dev in "${!state[@]}"; do
+      case ${state[$dev]} in
+      1) xenstore-write "$dev/state" 2 && echo "$dev: state 1 -> 2" ;;
+      5) xenstore-write "$dev/state" 6 && echo "$dev: state 5 -> 6" && closing[$dev]=$SECONDS ;;
+      6)
+        # A backend in a domain other than dom0 removes its own directory once closed; libxl
+        # waits for that, after it has seen state 6 (so not at once: a second or two later).
+        [[ ${online[$dev]} == 0 ]] || continue
+        [[ -n ${closing[$dev]} ]] || closing[$dev]=$SECONDS
+        if ((SECONDS - closing[$dev] >= 2)); then
+          xenstore-rm "$dev" && echo "$dev: removed"
+          [[ -n $(xenstore-list "${dev%/*}" 2>/dev/null) ]] || xenstore-rm "${dev%/*}" 2>/dev/null
+          unset "closing[$dev]"
+        fi
+        ;;
+      esac
     done
   done
-  # Until something in /local/domain changes (the first event is the watch's own), or 5 s pass
-  # (a change between the scan and the watch); libxl waits 10 s for a backend. Polling instead
-  # would cost an idle dom0 a good part of a core under TCG.
-  timeout 5 xenstore-watch -n 2 /local/domain >/dev/null 2>&1
+  for be in "${!stub[@]}"; do [[ $live == *" $be "* ]] || unset "stub[$be]"; done
+  for dev in "${!closing[@]}"; do [[ -n $(xenstore-read "$dev/state" 2>/dev/null) ]] || unset "closing[$dev]"; done
+}
+
+exec {watch}< <(xenstore-watch /local/domain 2>/dev/null)
+while :; do
+  # Idle, wait for a change; with a closed device pending removal, look again every second.
+  timeout=3600
+  ((${#closing[@]})) && timeout=1
+  if read -r -t "$timeout" -u "$watch" _; then
+    while read -r -t 0.05 -u "$watch" _; do :; done
+  elif (($? <= 128)); then
+    exit 1 # the watch ended; systemd starts the service again
+  fi
+  scan
 done
 EOF
 chmod 755 "$r/usr/local/sbin/tvd-vtpm-backend"

@@ -5,6 +5,7 @@
  */
 import {
   cpSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -92,6 +93,12 @@ function transpilePrograms(dir: string): void {
     });
     writeFileSync(path.join(dir, file.replace(/\.ts$/, ".js")), outputText);
     rmSync(path.join(dir, file));
+  }
+  // A project whose main is a .ts file (so that it runs in place, by Node's type stripping) now
+  // runs the transpiled .js.
+  const project = path.join(dir, "Pulumi.yaml");
+  if (existsSync(project)) {
+    writeFileSync(project, readFileSync(project, "utf8").replace(/^(main:\s*\S+)\.ts\s*$/m, "$1.js"));
   }
 }
 
