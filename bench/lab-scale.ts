@@ -3,7 +3,7 @@
  * (a real swtpm), plus one vTPM manager per host. Measures how long `lab up` and populating
  * take, and the memory the lab uses. Writes bench/results/lab-scale.json.
  *
- *   node dist/bench/lab-scale.js [--hosts 3] [--guests 100]
+ *   npm run bench:lab -- [--hosts 3] [--guests 100]   (or: node build/bench/lab-scale.js ...)
  *
  * Uses its own state dir and ports; it tears everything down at the end.
  */

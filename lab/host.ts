@@ -58,10 +58,13 @@ export const BOUND_DIRS = [
 ];
 export const XEN_DATA = "/var/lib/xen";
 
-/** Where compiled lab code lives: the emulator runs from dist/ whatever runs the lab. */
-function distDir(): string {
+/**
+ * Where compiled lab code lives (`npm run build:lab`, tsconfig.lab.json): the emulator runs from
+ * build/ whatever runs the lab. The library's dist/ holds no lab code.
+ */
+function labBuildDir(): string {
   for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, "package.json"))) return path.join(dir, "dist");
+    if (existsSync(path.join(dir, "package.json"))) return path.join(dir, "build");
   }
   throw new Error("cannot find the pulumi-tvd checkout");
 }
@@ -83,16 +86,16 @@ function writeExecutable(file: string, text: string): void {
 function installTools(root: string): void {
   const bin = path.join(root, "usr/local/sbin");
   mkdirSync(bin, { recursive: true });
-  const dist = distDir();
+  const build = labBuildDir();
   const lock = "/var/lib/tvd-lab/lab.lock";
   writeExecutable(
     path.join(bin, "xl"),
-    `#!/bin/sh\n# lab xl emulator (pulumi-tvd); all xl calls on this host serialize on one lock.\nNODE_COMPILE_CACHE=/var/lib/tvd-lab/node-cache exec flock ${lock} ${process.execPath} ${dist}/lab/xl/main.js "$@"\n`,
+    `#!/bin/sh\n# lab xl emulator (pulumi-tvd); all xl calls on this host serialize on one lock.\nNODE_COMPILE_CACHE=/var/lib/tvd-lab/node-cache exec flock ${lock} ${process.execPath} ${build}/lab/xl/main.js "$@"\n`,
   );
   for (const cmd of ["xenstore-read", "xenstore-write", "xenstore-ls", "xenstore-list", "xenstore-rm"]) {
     writeExecutable(
       path.join(bin, cmd),
-      `#!/bin/sh\nNODE_COMPILE_CACHE=/var/lib/tvd-lab/node-cache exec flock ${lock} ${process.execPath} ${dist}/lab/xenstore/main.js ${cmd} "$@"\n`,
+      `#!/bin/sh\nNODE_COMPILE_CACHE=/var/lib/tvd-lab/node-cache exec flock ${lock} ${process.execPath} ${build}/lab/xenstore/main.js ${cmd} "$@"\n`,
     );
   }
   writeExecutable(path.join(bin, "tvd-lab-session"), SESSION_WRAPPER);
@@ -161,9 +164,9 @@ async function populate(root: string, dataImage: string, opts: LabHostOptions): 
     managerReadyDelaySec: opts.managerReadyDelaySec,
     shutdownAckTimeoutSec: opts.shutdownAckTimeoutSec,
     tpm2: opts.tpm2,
-    xlcfg: path.join(distDir(), "lab", "bin", "xlcfg"),
+    xlcfg: path.join(labBuildDir(), "lab", "bin", "xlcfg"),
     node: process.execPath,
-    xlMain: path.join(distDir(), "lab", "xl", "main.js"),
+    xlMain: path.join(labBuildDir(), "lab", "xl", "main.js"),
   };
   writeFileSync(path.join(root, "var/lib/tvd-lab/host.json"), JSON.stringify(settings, null, 2) + "\n");
   if (!existsSync(dataImage)) {

@@ -1,7 +1,7 @@
 /**
  * Runs the conformance scenarios on one host of an inventory (the local lab's or the real-Xen
  * lab's) and writes what it observed:
- *   node dist/lab/conformance/run.js --inventory lab/state/xen/inventory.json --host xen-a --out <file>
+ *   node build/lab/conformance/run.js --inventory lab/state/xen/inventory.json --host xen-a --out <file>
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { closeAllSessions, type SshSession } from "../../provider/transport/ssh";

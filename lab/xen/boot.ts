@@ -60,7 +60,7 @@ export interface XenHostRecord extends XenInventoryHost {
   readonly bootSeconds?: number;
 }
 
-/** The checkout this file belongs to (dist/lab/xen or lab/xen). */
+/** The checkout this file belongs to (build/lab/xen or lab/xen). */
 export function repoRoot(): string {
   for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
     if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "lab", "xen"))) return dir;

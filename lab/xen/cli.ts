@@ -6,7 +6,7 @@
  *   npm run lab -- status --xen                             hosts, QEMU pid, memory
  *   npm run lab -- down --xen                               power every host off (files stay)
  *
- * (or `node dist/lab/xen/cli.js up|status|down ...`). State and inventory.json live in
+ * (or `node build/lab/xen/cli.js up|status|down ...`). State and inventory.json live in
  * lab/state/xen/ by default; the inventory has the local lab's format with "kind": "xen".
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";

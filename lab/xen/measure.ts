@@ -1,5 +1,5 @@
 /**
- * node dist/lab/xen/measure.js [--out bench/results/xen-lab.json] [--keep] [--cold]
+ * node build/lab/xen/measure.js [--out bench/results/xen-lab.json] [--keep] [--cold]
  *
  * Boots one real Xen host (building or reusing the dom0 image), measures it, creates a stand-in
  * vTPM manager, a stand-in vTPM and a guest on a qcow2 overlay with real xl, records what xl

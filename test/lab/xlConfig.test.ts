@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { parseXlConfig } from "../../provider/xl/config";
 import { goldenConfigs } from "../support/xlGolden";
 
-const xlcfg = path.join(__dirname, "..", "..", "dist", "lab", "bin", "xlcfg");
+const xlcfg = path.join(__dirname, "..", "..", "build", "lab", "bin", "xlcfg");
 const fixtures = path.join(__dirname, "..", "fixtures", "xl");
 
 it.each(Object.keys(goldenConfigs))("libxlutil reads %s as parseXlConfig does", (file) => {

@@ -6,11 +6,13 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { bootXenHost, buildRootfs, closeAllSessions, entryOfXen, stopXenHost } from "../../lab/xen/boot";
 import { buildConsumer } from "../e2e/consumer";
+import { buildLab } from "../lab/global-setup";
 import { freePortRange } from "../support/lab";
 import { XEN_TEST_HOST, XEN_TEST_MEMORY_MIB, XEN_TEST_STATE } from "../support/xenLab";
 
 export default async function globalSetup(): Promise<void> {
   await buildConsumer();
+  await buildLab(); // the conformance suite also runs on a local lab host
   // Every run starts from a fresh dom0 disk (and fresh keys): nothing an earlier run left on
   // the host, such as archived vTPM images, can make a test pass or fail.
   await stopXenHost(path.join(XEN_TEST_STATE, XEN_TEST_HOST));
