@@ -1,7 +1,7 @@
 /**
  * The conformance suite against the emulator: the same scenarios real Xen answered
  * (lab/conformance/observed/xen.json, recorded on the real-Xen lab with
- * `node dist/lab/conformance/run.js`, and checked live by the xen project), run on a local lab
+ * `node build/lab/conformance/run.js`, and checked live by the xen project), run on a local lab
  * host and compared field by field. Every difference must be one the lab's docs list with its
  * reason, and every listed one must still happen: a fixed difference is taken off the list.
  */
