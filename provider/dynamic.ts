@@ -197,3 +197,13 @@ export function comparableInputs(
 export function localDiffResult(d: ChangeClasses): pulumi.dynamic.DiffResult {
   return { changes: d.changed.length > 0, replaces: d.replaces, deleteBeforeReplace: false };
 }
+
+/**
+ * The owner string of a resource of this program (see core/ownership.ts): computed where the
+ * program runs, passed as the `owner` input, recorded on the dom0 with every artifact it makes.
+ */
+export function resourceOwner(kind: ResourceKind, resourceName: string): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily: only programs need the runtime
+  const p = require("@pulumi/pulumi") as typeof pulumi;
+  return `${p.getProject()}/${p.getStack()} ${kind} ${resourceName}`.replace(/[\p{Cc}]/gu, " ");
+}

@@ -1,8 +1,28 @@
+import { createHash } from "node:crypto";
+import {
+  artifactKey,
+  CLAIM,
+  EXIT_CONFLICT,
+  OWNERS,
+  OwnershipConflictError,
+  parseConflicts,
+  parseKeys,
+  parseOwners,
+  RELEASE,
+  type Artifact,
+  type OwnerRecord,
+} from "../core/ownership";
 import type { Connection } from "../transport/connection";
-import { RemoteCommandError } from "../transport/errors";
+import { redactSecrets, RemoteCommandError } from "../transport/errors";
 import { sessionFor, type ExecResult, type SshSession } from "../transport/ssh";
 import { parseFacts, probeFactsArgv, type HostFactsReport } from "./facts";
-import { inspectArgs, parseInspection, type Inspection, type InspectTarget } from "./inspect";
+import {
+  inspectArgs,
+  parseInspection,
+  parseXlListLong,
+  type Inspection,
+  type InspectTarget,
+} from "./inspect";
 import {
   ARCHIVE_DIR,
   ARCHIVE_FILE,
@@ -103,7 +123,11 @@ export class Dom0 {
    * content (an image) goes through stdin byte for byte.
    */
   async writeFileAtomic(path: string, content: string | Buffer, mode = "0644", lock?: string): Promise<void> {
-    const r = await this.script(WRITE_FILE_ATOMIC, [path, mode], { lock, stdin: content });
+    // The dom0 checks what it received against these before the rename (a cut connection).
+    const bytes = typeof content === "string" ? Buffer.from(content, "utf8") : content;
+    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    const args = [path, mode, String(bytes.length), sha256];
+    const r = await this.script(WRITE_FILE_ATOMIC, args, { lock, stdin: bytes });
     if (r.exitCode !== 0) this.fail(["write", path], r, path);
   }
 
@@ -141,9 +165,9 @@ export class Dom0 {
     );
     if (r.exitCode === 0) return;
     if (r.exitCode === EXIT_TIMEOUT) {
-      const last = r.stderr.trim()
-        ? `; its console's last lines:\n    ${r.stderr.trim().split("\n").join("\n    ")}`
-        : "";
+      // A manager's console echoes its command line, owner_auth= and srk_auth= included.
+      const tail = redactSecrets(r.stderr.trim());
+      const last = tail ? `; its console's last lines:\n    ${tail.split("\n").join("\n    ")}` : "";
       throw new Error(`${domain} on ${this.endpoint} did not print "${text}" within ${timeoutSec}s${last}`);
     }
     throw new RemoteCommandError(this.endpoint, `wait for ${domain}'s console`, r.exitCode, r.stderr);
@@ -183,8 +207,40 @@ export class Dom0 {
 
   /** Running domains whose vtpm devices have `backend` as their backend (a manager's vTPMs). */
   async domainsUsing(backend: string): Promise<string[]> {
-    const { stdout } = await this.session.check(["xl", "list", "-l"]);
-    return domainsWithVtpmBackend(JSON.parse(stdout || "[]"), backend);
+    // stdout only: libxl's warnings go to stderr, which is not JSON.
+    const { stdout, stderr } = await this.session.check(["xl", "list", "-l"]);
+    return domainsWithVtpmBackend(parseXlListLong(stdout, stderr, "xl list -l"), backend);
+  }
+
+  /**
+   * Records `owner` as the owner of each artifact, refusing (OwnershipConflictError, nothing
+   * recorded) when one exists and is another's or nobody's (unless `adopt`). Returns the keys
+   * this call recorded, which are exactly what a failed step may release. One round trip.
+   */
+  async claim(owner: string, artifacts: readonly Artifact[], adopt: boolean): Promise<string[]> {
+    const args = [owner, adopt ? "1" : "0", ...artifacts.map((a) => `${artifactKey(a)}=${a.role}`)];
+    const r = await this.script(CLAIM, args);
+    if (r.exitCode === EXIT_CONFLICT)
+      throw new OwnershipConflictError(this.endpoint, parseConflicts(r.stdout), artifacts);
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(this.endpoint, "claim ownership records", r.exitCode, r.stderr);
+    return parseKeys(r.stdout, "claimed");
+  }
+
+  /** Removes `owner`'s records of these keys; another owner's record is never touched. One round trip. */
+  async release(owner: string, keys: readonly string[]): Promise<void> {
+    if (!keys.length) return;
+    const r = await this.script(RELEASE, [owner, ...keys]);
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(this.endpoint, "release ownership records", r.exitCode, r.stderr);
+  }
+
+  /** Who owns each artifact, and whether it exists. One round trip, read only. */
+  async owners(artifacts: readonly Pick<Artifact, "type" | "name">[]): Promise<Map<string, OwnerRecord>> {
+    const r = await this.script(OWNERS, artifacts.map(artifactKey));
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(this.endpoint, "read ownership records", r.exitCode, r.stderr);
+    return parseOwners(r.stdout);
   }
 
   /**

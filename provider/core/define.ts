@@ -1,0 +1,460 @@
+/**
+ * One resource definition per kind. A kind declares its schema, a change class for every input
+ * (in a record the compiler checks is complete), how it reads the host back, what it owns on the
+ * dom0, and its create, update and delete; everything else a dynamic provider needs (check,
+ * diff, values unknown at preview, defaults kept in state, ownership claims, the property bag)
+ * is written here once for every kind. The model is pulumi-go-provider's `infer`.
+ */
+import { isDeepStrictEqual } from "node:util";
+import type * as pulumi from "@pulumi/pulumi";
+import type { z } from "zod";
+import { Dom0 } from "../dom0/dom0";
+import type { ResourceKind } from "../dynamic";
+import type { Connection } from "../transport/connection";
+import { InputValidationError, validate, type CheckFailure } from "../validation";
+import { providerVersion } from "../version";
+import { artifactKey, declareInProgram, type Artifact } from "./ownership";
+
+/** The engine's placeholder for a value not known during preview (rpc.unknownValue). */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/**
+ * What changing an input means:
+ * - `replace`: a new resource (a new overlay, a new network); the old one goes;
+ * - `resetState`: a new vTPM image or UUID: keys are lost, so only with `allowStateReset`;
+ * - `restart`: applied by rewriting the config and restarting the domain (only when the running
+ *   domain really differs, see domainLifecycle.ts);
+ * - `inPlace`: applied without a restart, or bookkeeping only.
+ */
+export type ChangeClass = "replace" | "resetState" | "restart" | "inPlace";
+
+/** A change class for every input key: the compiler refuses a definition that forgets one. */
+export type ChangeClasses<V> = { readonly [K in keyof V]-?: ChangeClass };
+
+/** What `observe` reports: the inputs as the host shows them, and outputs beyond the inputs. */
+export interface Observation<V, X> {
+  /** Nothing of the resource is left on the host: read drops it. */
+  readonly gone: boolean;
+  /**
+   * Input values as the host has them, overriding the declared ones. An artifact missing on the
+   * host is reported on the input that places it, as `driftMarker(value, "missing")`.
+   */
+  readonly seen: Partial<V>;
+  readonly extra: X;
+}
+
+/** The context of one lifecycle call. */
+export interface Context {
+  /** The dom0, for kinds with a connection; undefined for kinds computed where Pulumi runs. */
+  readonly dom0?: Dom0;
+  /** This resource's owner string (see ownership.ts). */
+  readonly owner: string;
+  /** The stored outputs (update, delete) or nothing (create). */
+  readonly state: Record<string, unknown>;
+}
+
+export interface UpdateContext<V> extends Context {
+  /** Inputs as the state last recorded them (the host's values after a refresh). */
+  readonly olds: Record<string, unknown>;
+  /** Each input that differs, with its class. */
+  readonly changed: ReadonlyMap<keyof V & string, ChangeClass>;
+}
+
+export interface DeleteContext extends Context {
+  /** Whether this resource owns the artifact (its record names this owner). */
+  readonly owns: (a: Artifact) => boolean;
+}
+
+export interface ResourceDefinition<V extends object, X extends object> {
+  readonly kind: ResourceKind;
+  /** The input schema, refinements included; its shape's keys are the inputs. */
+  readonly schema: z.ZodType<V> & { readonly shape?: Record<string, z.ZodType> };
+  /** Every input key of the schema's shape. */
+  readonly shape: Record<keyof V & string, z.ZodType>;
+  readonly changes: ChangeClasses<V>;
+  /** Inputs held as secrets (beyond `connection`, always secret). */
+  readonly secrets?: readonly (keyof V & string)[];
+  /** Defaults computed from other inputs (an image path from the name), filled in by check. */
+  readonly derived?: (v: V) => Partial<V>;
+  /** What the resource makes and owns on its dom0. */
+  readonly artifacts?: (v: V) => Artifact[];
+  /** Files it uses but does not own (a guest's extra disks): never a vTPM key image. */
+  readonly uses?: (v: V) => Artifact[];
+  readonly id: (v: V) => string;
+  /** One name, one thing on the host: the old one goes before the new one comes. */
+  readonly deleteBeforeReplace?: boolean;
+  /** Why a diff may not go ahead (keys lost, ...), or undefined. */
+  readonly refuse?: (
+    news: V,
+    changed: ReadonlyMap<keyof V & string, ChangeClass>,
+    olds: Record<string, unknown>,
+  ) => string | undefined;
+  /** The message when a resetState change is asked for without allowStateReset. */
+  readonly stateReset?: (news: V, keys: string[]) => string;
+  readonly observe: (ctx: Context, v: V) => Promise<Observation<V, X>>;
+  /** Makes the resource; its artifacts are already claimed. Returns outputs it alone knows. */
+  readonly create: (ctx: Context, v: V) => Promise<Partial<X> | void>;
+  readonly update: (ctx: UpdateContext<V>, v: V) => Promise<Partial<X> | void>;
+  readonly delete: (ctx: DeleteContext, v: V) => Promise<void>;
+}
+
+const MARKER = /^(.*) \((missing|changed|foreign) on the host[^)]*\)$/s;
+
+/**
+ * How `observe` reports what is not as declared on an input whose change would replace the
+ * resource or reset its state (an artifact missing, a config naming another UUID, an overlay on
+ * another base): the declared value with what is wrong, so the preview shows it on that input and
+ * `up` repairs it in place (or, for a key image that is gone, asks for allowStateReset). Inputs
+ * applied by a restart are reported with the host's value as it is.
+ */
+export function driftMarker(value: string, what: "missing" | "changed" | "foreign", detail = ""): string {
+  return `${value} (${what} on the host${detail ? `: ${detail}` : ""})`;
+}
+
+/** The declared value a drift marker stands for, or undefined when `value` is no marker. */
+export function unmarked(value: unknown): string | undefined {
+  return markerOf(value)?.value;
+}
+
+/** A drift marker's declared value and what is wrong with it. */
+export function markerOf(
+  value: unknown,
+): { value: string; what: "missing" | "changed" | "foreign" } | undefined {
+  if (typeof value !== "string") return undefined;
+  const m = MARKER.exec(value);
+  return m ? { value: m[1], what: m[2] as "missing" | "changed" | "foreign" } : undefined;
+}
+
+export function holdsUnknown(value: unknown): boolean {
+  if (value === UNKNOWN) return true;
+  if (Array.isArray(value)) return value.some(holdsUnknown);
+  if (value && typeof value === "object") return Object.values(value).some(holdsUnknown);
+  return false;
+}
+
+/** Drops the engine's bookkeeping keys (`__provider`, ...) from a property bag. */
+export function userProps(props: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(props).filter(([k]) => !k.startsWith("__")));
+}
+
+/** Protobuf Structs have no `undefined`: unset optional properties are left out. */
+export function wireSafe<T extends object>(props: T): T {
+  return JSON.parse(JSON.stringify(props)) as T;
+}
+
+/** Bookkeeping inputs every kind carries besides its schema. */
+const OWNER = "owner";
+const DEFAULTED = "defaultedKeys";
+
+function hasStaticDefault(field: z.ZodType): boolean {
+  return (field as { def?: { type?: string } }).def?.type === "default";
+}
+
+/** The part of a connection that says which host: a change of it is a new resource. */
+function endpointOf(c: unknown): unknown {
+  if (!c || typeof c !== "object" || holdsUnknown(c)) return c;
+  const { host, port } = c as { host?: unknown; port?: unknown };
+  return `${String(host)}:${String(port ?? 22)}`;
+}
+
+/**
+ * `check`: validates every input at once, reporting each bad property; fills every default in,
+ * keeping a default the deployed resource got from an earlier release (`defaultedKeys`), so a new
+ * release with other defaults never changes it behind the user's back; and refuses two resources
+ * of one program on one artifact. Values unknown at preview are kept as they are.
+ */
+export function checkOf<V extends object, X extends object>(def: ResourceDefinition<V, X>) {
+  return async (
+    olds: Record<string, unknown>,
+    news: Record<string, unknown>,
+  ): Promise<pulumi.dynamic.CheckResult> => {
+    const props = userProps(news);
+    const owner = typeof props[OWNER] === "string" ? (props[OWNER] as string) : undefined;
+    const oldDefaulted = new Set(Array.isArray(olds[DEFAULTED]) ? (olds[DEFAULTED] as string[]) : []);
+    const inputs: Record<string, unknown> = {};
+    const defaulted: string[] = [];
+    for (const [key, field] of Object.entries(def.shape) as Array<[string, z.ZodType]>) {
+      if (props[key] !== undefined) {
+        inputs[key] = props[key];
+      } else if (oldDefaulted.has(key) && olds[key] !== undefined && hasStaticDefault(field)) {
+        inputs[key] = olds[key];
+        defaulted.push(key);
+      } else if (hasStaticDefault(field)) {
+        defaulted.push(key);
+      }
+    }
+    const known = !holdsUnknown(inputs);
+    const result = validate(def.schema, inputs);
+    const failures: CheckFailure[] = [];
+    let checked: Record<string, unknown> = { ...inputs };
+    if (result.ok) {
+      const v = result.value;
+      const derived = def.derived ? def.derived(v) : {};
+      for (const [k, value] of Object.entries(derived))
+        if (inputs[k] === undefined && value !== undefined) defaulted.push(k);
+      checked = {
+        ...(v as Record<string, unknown>),
+        ...Object.fromEntries(Object.entries(derived).filter(([k]) => inputs[k] === undefined)),
+      };
+      if (owner && def.artifacts) {
+        const full = { ...v, ...checked } as V;
+        const host = endpointOf((full as { connection?: unknown }).connection);
+        const items = [
+          ...def.artifacts(full).map((a) => ({ key: artifactKey(a), role: a.role, property: a.property })),
+          ...(def.uses
+            ? def
+                .uses(full)
+                .map((a) => ({ key: artifactKey(a), role: a.role, property: a.property, use: true }))
+            : []),
+        ];
+        failures.push(...declareInProgram(String(host), owner, items));
+      }
+    } else {
+      // A property still unknown at preview is validated when it becomes known.
+      failures.push(...result.failures.filter((f) => !holdsUnknown(inputs[f.property.split(".")[0]])));
+      for (const [key, field] of Object.entries(def.shape) as Array<[string, z.ZodType]>) {
+        const r = field.safeParse(inputs[key]);
+        if (r.success && r.data !== undefined) checked[key] = r.data;
+      }
+    }
+    void known;
+    const out: Record<string, unknown> = { ...news, ...checked, [DEFAULTED]: [...new Set(defaulted)].sort() };
+    return failures.length ? { inputs: out, failures } : { inputs: out };
+  };
+}
+
+/** Comparable form of one input: connections by their host, arrays and objects as they are. */
+function comparableValue(key: string, value: unknown): unknown {
+  return key === "connection" ? endpointOf(value) : value;
+}
+
+/**
+ * What differs between the stored state (outputs: the host's values after a refresh) and the new
+ * inputs, each with its class. A drift marker on an input compares as its declared value
+ * repaired in place; the connection's credentials change in place, its host replaces.
+ */
+export function changesOf<V extends object>(
+  changes: ChangeClasses<V>,
+  olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+): Map<keyof V & string, ChangeClass> {
+  const out = new Map<keyof V & string, ChangeClass>();
+  for (const [key, declared] of Object.entries(changes) as Array<[keyof V & string, ChangeClass]>) {
+    const o = olds[key];
+    const n = news[key];
+    if (holdsUnknown(n)) {
+      out.set(key, declared);
+      continue;
+    }
+    if (key === "connection") {
+      if (!isDeepStrictEqual(endpointOf(o), endpointOf(n))) out.set(key, "replace");
+      else if (!isDeepStrictEqual(o, n)) out.set(key, "inPlace");
+      continue;
+    }
+    if (isDeepStrictEqual(comparableValue(key, o), comparableValue(key, n))) continue;
+    const marker = markerOf(o);
+    // Drift on the host is repaired in place, but a key image that is gone is lost state.
+    if (marker && marker.value === n)
+      out.set(key, marker.what === "missing" && declared === "resetState" ? "resetState" : "inPlace");
+    else out.set(key, declared);
+  }
+  return out;
+}
+
+/**
+ * The engine's diff: a step only when an input differs (so the preview always shows what
+ * changes), replacing for `replace` and, with allowStateReset, `resetState` changes.
+ */
+export function diffOf<V extends object, X extends object>(def: ResourceDefinition<V, X>) {
+  return async (
+    _id: string,
+    olds: Record<string, unknown>,
+    news: Record<string, unknown>,
+  ): Promise<pulumi.dynamic.DiffResult> => {
+    const changed = changesOf(def.changes, olds, news);
+    if (changed.size === 0) return { changes: false };
+    const resetting = [...changed].filter(([, c]) => c === "resetState").map(([k]) => k);
+    if (!holdsUnknown(news)) {
+      const v = parseInputs(def, news);
+      if (resetting.length && (v as { allowStateReset?: boolean }).allowStateReset !== true) {
+        throw new Error(
+          def.stateReset
+            ? def.stateReset(v, resetting)
+            : `changing ${resetting.join(", ")} loses state; set allowStateReset: true`,
+        );
+      }
+      const refused = def.refuse?.(v, changed, olds);
+      if (refused) throw new Error(refused);
+    }
+    const replaces = [...changed].filter(([, c]) => c === "replace" || c === "resetState").map(([k]) => k);
+    return {
+      changes: true,
+      replaces,
+      deleteBeforeReplace: replaces.length > 0 && def.deleteBeforeReplace === true,
+    };
+  };
+}
+
+/** Parses the inputs of a property bag (stored state holds outputs too); throws every failure. */
+export function parseInputs<V extends object, X extends object>(
+  def: ResourceDefinition<V, X>,
+  props: Record<string, unknown>,
+): V {
+  const inputs = Object.fromEntries(
+    Object.keys(def.shape)
+      .filter((k) => props[k] !== undefined)
+      .map((k) => [k, unmarked(props[k]) ?? props[k]]),
+  );
+  const result = validate(def.schema, inputs);
+  if (!result.ok) throw new InputValidationError(def.kind, result.failures);
+  return {
+    ...(result.value as object),
+    ...(def.derived
+      ? Object.fromEntries(Object.entries(def.derived(result.value)).filter(([k]) => inputs[k] === undefined))
+      : {}),
+  } as V;
+}
+
+/** The property bag of a resource: the host's view of every input, then what only outputs say. */
+function outputsOf<V extends object, X extends object>(
+  v: V,
+  props: Record<string, unknown>,
+  seen: Observation<V, X>,
+  made: Partial<X> | void,
+): Record<string, unknown> {
+  return wireSafe({
+    ...v,
+    ...seen.seen,
+    ...seen.extra,
+    ...(made ?? {}),
+    [OWNER]: props[OWNER],
+    [DEFAULTED]: props[DEFAULTED],
+    providerVersion,
+  });
+}
+
+async function contextOf<V extends object>(v: V, props: Record<string, unknown>): Promise<Context> {
+  const c = (v as { connection?: Connection }).connection;
+  return { dom0: c ? await Dom0.connect(c) : undefined, owner: ownerIn(props), state: props };
+}
+
+function ownerIn(props: Record<string, unknown>): string {
+  return typeof props[OWNER] === "string" ? (props[OWNER] as string) : "(unknown owner)";
+}
+
+/** The dynamic provider of a kind: every verb written once, the kind's own steps plugged in. */
+export function defineResource<V extends object, X extends object>(
+  def: ResourceDefinition<V, X>,
+): pulumi.dynamic.ResourceProvider {
+  const artifactsOf = (v: V) => (def.artifacts ? def.artifacts(v) : []);
+  return {
+    check: checkOf(def),
+    diff: diffOf(def),
+
+    async create(props) {
+      const v = parseInputs(def, props);
+      const ctx = await contextOf(v, props);
+      const artifacts = artifactsOf(v);
+      const adopt = (v as { adopt?: boolean }).adopt === true;
+      const claimed = ctx.dom0 && artifacts.length ? await ctx.dom0.claim(ctx.owner, artifacts, adopt) : [];
+      let made: Partial<X> | void;
+      try {
+        made = await def.create(ctx, v);
+      } catch (e) {
+        // Only the records this create made go; what it made on the host its own create removed.
+        if (ctx.dom0 && claimed.length) await ctx.dom0.release(ctx.owner, claimed).catch(() => undefined);
+        throw e;
+      }
+      const seen = await def.observe({ ...ctx, state: { ...props, ...(made ?? {}) } }, {
+        ...v,
+        ...(made ?? {}),
+      } as V);
+      return { id: def.id(v), outs: outputsOf(v, props, seen, made) };
+    },
+
+    async read(id, props) {
+      const v = parseInputs(def, props);
+      const ctx = await contextOf(v, props);
+      const seen = await def.observe(ctx, v);
+      if (seen.gone) return {};
+      const outs = outputsOf(v, props, seen, undefined);
+      const inputs = Object.fromEntries(
+        [...Object.keys(def.shape), OWNER, DEFAULTED]
+          .filter((k) => outs[k] !== undefined)
+          .map((k) => [k, outs[k]]),
+      );
+      return { id, props: outs, inputs };
+    },
+
+    async update(_id, olds, news) {
+      const v = parseInputs(def, news);
+      const ctx = await contextOf(v, olds);
+      const owner = ownerIn(news);
+      const changed = changesOf(def.changes, olds, news);
+      // What the resource now places elsewhere (a rename) is claimed first, the old released after.
+      // State written before ownership records existed claims what it made, as adopt would.
+      const legacy = olds[OWNER] === undefined;
+      const before = artifactKeysOf(def, olds);
+      const after = artifactsOf(v);
+      const fresh = legacy ? after : after.filter((a) => !before.includes(artifactKey(a)));
+      const claimed = ctx.dom0 && fresh.length ? await ctx.dom0.claim(owner, fresh, legacy) : [];
+      let made: Partial<X> | void;
+      try {
+        made = await def.update({ ...ctx, owner, olds, changed }, v);
+      } catch (e) {
+        if (ctx.dom0 && claimed.length) await ctx.dom0.release(owner, claimed).catch(() => undefined);
+        throw e;
+      }
+      const gone = before.filter((k) => !after.some((a) => artifactKey(a) === k));
+      if (ctx.dom0 && gone.length) await ctx.dom0.release(owner, gone);
+      const state = { ...olds, ...news, ...(made ?? {}) };
+      const seen = await def.observe({ ...ctx, owner, state }, { ...v, ...(made ?? {}) } as V);
+      return { outs: outputsOf(v, news, seen, { ...pickExtra(olds, def), ...(made ?? {}) } as Partial<X>) };
+    },
+
+    async delete(_id, props) {
+      const v = parseInputs(def, props);
+      const ctx = await contextOf(v, props);
+      const artifacts = artifactsOf(v);
+      const records = ctx.dom0 && artifacts.length ? await ctx.dom0.owners(artifacts) : new Map();
+      // State written before ownership records existed has no owner: what it made is its own.
+      const legacy = props[OWNER] === undefined;
+      const owns = (a: Artifact) => {
+        const r = records.get(artifactKey(a));
+        return r?.owner === ctx.owner || (legacy && r?.owner === undefined);
+      };
+      const foreign = artifacts.filter((a) => records.get(artifactKey(a))?.exists && !owns(a));
+      for (const a of foreign) {
+        const r = records.get(artifactKey(a));
+        console.error(
+          `pulumi-tvd: leaving ${a.role} ${a.name} on ${ctx.dom0?.endpoint}: ${r?.owner ? `owned by ${r.owner}` : "not made by this resource"}`,
+        );
+      }
+      await def.delete({ ...ctx, owns }, v);
+      if (ctx.dom0 && artifacts.length)
+        await ctx.dom0.release(ctx.owner, artifacts.filter(owns).map(artifactKey));
+    },
+  };
+}
+
+/** The artifact keys a stored state places; none when it no longer parses. */
+function artifactKeysOf<V extends object, X extends object>(
+  def: ResourceDefinition<V, X>,
+  props: Record<string, unknown>,
+): string[] {
+  if (!def.artifacts) return [];
+  try {
+    return def.artifacts(parseInputs(def, props)).map(artifactKey);
+  } catch {
+    return [];
+  }
+}
+
+/** Outputs beyond the inputs that a kind keeps from one apply to the next (a generated UUID). */
+function pickExtra<V extends object, X extends object>(
+  olds: Record<string, unknown>,
+  def: ResourceDefinition<V, X>,
+) {
+  const keys = new Set([...Object.keys(def.shape), OWNER, DEFAULTED, "providerVersion"]);
+  return Object.fromEntries(Object.entries(olds).filter(([k]) => !keys.has(k)));
+}
