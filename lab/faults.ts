@@ -6,13 +6,22 @@ import { readFileSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import * as path from "node:path";
 import { run } from "./exec";
 import { inHost, type LabHostRecord } from "./host";
+import { XL_STDERR_RULES } from "./xl/faults";
 
 const faultsDir = (h: LabHostRecord) => path.join(h.dir, "root", "var/lib/tvd-lab/faults");
+
+/**
+ * What pulumi-tvd's transport puts before every command it sends (`timeout -s KILL <sec>`, so the
+ * command dies on the dom0 when it times out), as an awk regex. A pattern anchored with `^` is
+ * matched after it, so `^'xl' 'create'` means the xl command whoever sent it.
+ */
+const TRANSPORT_PREFIX = "('timeout' '-s' 'KILL' '[0-9.]+' )?";
 
 /** The next `count` commands whose command line matches `pattern` (awk extended regex) fail with exit 97. */
 export function failNext(h: LabHostRecord, pattern: string, count = 1): void {
   if (/[\n]/.test(pattern)) throw new Error("a fault pattern must be one line");
-  appendFileSync(path.join(faultsDir(h), "fail-rules"), `${count} ${pattern}\n`);
+  const rule = pattern.startsWith("^") ? `^${TRANSPORT_PREFIX}${pattern.slice(1)}` : pattern;
+  appendFileSync(path.join(faultsDir(h), "fail-rules"), `${count} ${rule}\n`);
 }
 
 /** Commands still to fail, per rule. */
@@ -21,7 +30,8 @@ export function pendingFailures(h: LabHostRecord): Array<{ count: number; patter
     return readFileSync(path.join(faultsDir(h), "fail-rules"), "utf8")
       .split("\n")
       .filter(Boolean)
-      .map((l) => ({ count: Number(l.slice(0, l.indexOf(" "))), pattern: l.slice(l.indexOf(" ") + 1) }));
+      .map((l) => ({ count: Number(l.slice(0, l.indexOf(" "))), pattern: l.slice(l.indexOf(" ") + 1) }))
+      .map((r) => ({ ...r, pattern: r.pattern.replace(`^${TRANSPORT_PREFIX}`, "^") }));
   } catch {
     return [];
   }
@@ -52,8 +62,23 @@ export async function fillDisk(h: LabHostRecord): Promise<void> {
   if (r.code !== 0) throw new Error(`fill-disk on ${h.name} failed: ${r.stderr}`);
 }
 
-/** Removes every fault: rules, latency, the disk filler. */
+/** A warning as libxl prints them, on stderr, while xl's output and exit code stay as they were. */
+export const LIBXL_WARNING =
+  "libxl: warning: tvd-lab.c:1:fault: a warning injected by the lab (xl-stderr fault)";
+
+/**
+ * Every later `xl <command>` (e.g. "list") on the host also prints `text` on stderr, as libxl does
+ * with its warnings; stdout and the exit code are untouched. The emulator reads the rules in
+ * /var/lib/tvd-lab/faults/xl-stderr, lines "<command><TAB><text>".
+ */
+export function xlStderr(h: LabHostRecord, command: string, text = LIBXL_WARNING): void {
+  if (/[\t\n]/.test(command + text)) throw new Error("an xl stderr rule must be one line without tabs");
+  appendFileSync(path.join(faultsDir(h), XL_STDERR_RULES), `${command}\t${text}\n`);
+}
+
+/** Removes every fault: rules, latency, xl's extra stderr, the disk filler. */
 export async function clearFaults(h: LabHostRecord): Promise<void> {
-  for (const f of ["fail-rules", "latency-ms"]) rmSync(path.join(faultsDir(h), f), { force: true });
+  for (const f of ["fail-rules", "latency-ms", XL_STDERR_RULES])
+    rmSync(path.join(faultsDir(h), f), { force: true });
   await inHost(h, ["rm", "-f", "/var/lib/xen/.lab-disk-filler", "/var/lib/xen/.lab-disk-filler-tail"]);
 }

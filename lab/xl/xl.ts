@@ -201,12 +201,21 @@ function create(settings: HostSettings, args: string[]): XlOutput {
   }
 }
 
+/**
+ * Mini-OS's start of day: its banner, then its start info, of which the emulator prints the
+ * command line (a manager's owner_auth= and srk_auth= included, as real Mini-OS does).
+ */
+function miniOsBanner(d: DomainRecord): void {
+  consoleLog(d.name, "Xen Minimal OS (pv)!");
+  consoleLog(d.name, `    cmd_line: ${d.config.cmdline ?? ""}`);
+}
+
 /** What each kind of domain prints on its console as it comes up (texts from Xen's vTPM docs). */
 function bootConsole(settings: HostSettings, state: HostState, d: DomainRecord): void {
   switch (d.config.kind) {
     case "vtpmmgr": {
       const image = d.config.disks[0]?.pdev_path;
-      consoleLog(d.name, "Xen Minimal OS (pv)!");
+      miniOsBanner(d);
       consoleLog(d.name, "INFO[VTPM]: Starting vTPM manager domain");
       if (image && state.dirtyImages.includes(image)) {
         consoleLog(d.name, "WARNING[VTPM]: manager storage was not shut down cleanly; vTPM keys may be lost");
@@ -230,7 +239,7 @@ function bootConsole(settings: HostSettings, state: HostState, d: DomainRecord):
       return;
     }
     case "vtpm":
-      consoleLog(d.name, "Xen Minimal OS (pv)!");
+      miniOsBanner(d);
       consoleLog(
         d.name,
         `Info: vTPM ${d.config.tpm2 ? "2.0" : "1.2"} state on ${d.config.disks[0]?.pdev_path}`,

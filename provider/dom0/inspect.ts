@@ -1,4 +1,5 @@
 /** Parsing what INSPECT prints: what is really on a dom0 for one domain. Pure. */
+import { redactSecrets } from "../transport/errors";
 
 export interface VtpmListRow {
   readonly devid: number;
@@ -50,6 +51,30 @@ export function parseVtpmList(text: string): VtpmListRow[] {
     .map((f) => ({ devid: Number(f[0]), backendDomid: Number(f[1]), uuid: f[2], state: Number(f[4]) }));
 }
 
+/** One domain of `xl list -l`'s JSON array. */
+export interface XlListLongEntry {
+  readonly domid?: number;
+  readonly config?: Record<string, unknown>;
+}
+
+/**
+ * `xl list -l`'s stdout as JSON, its stderr (libxl's warnings) never part of it. Output that is
+ * not JSON fails naming the command and what xl printed, secrets redacted.
+ */
+export function parseXlListLong(stdout: string, stderr: string, command: string): XlListLongEntry[] {
+  try {
+    const list: unknown = JSON.parse(stdout.trim() || "[]");
+    if (Array.isArray(list)) return list as XlListLongEntry[];
+  } catch {
+    // reported below with what xl printed
+  }
+  const shown = (text: string) => redactSecrets(text.trim()).split("\n").slice(0, 5).join("\n    ");
+  throw new Error(
+    `cannot read the output of \`${command}\` (expected a JSON array):\n    ${shown(stdout)}` +
+      (stderr.trim() ? `\n  xl's stderr:\n    ${shown(stderr)}` : ""),
+  );
+}
+
 export function parseInspection(stdout: string): Inspection {
   const values = new Map<string, string>();
   for (const line of stdout.split("\n")) {
@@ -60,10 +85,11 @@ export function parseInspection(stdout: string): Inspection {
   let config: Record<string, unknown> | undefined;
   let domid: number | undefined;
   if (running) {
-    const list = JSON.parse(values.get("xl-list") ?? "[]") as Array<{
-      domid: number;
-      config: Record<string, unknown>;
-    }>;
+    const list = parseXlListLong(
+      values.get("xl-list") ?? "",
+      values.get("xl-list-stderr") ?? "",
+      "xl list -l",
+    );
     config = list[0]?.config;
     domid = list[0]?.domid;
   }

@@ -24,13 +24,26 @@ dd if=/dev/zero of="$tmp" bs=1M count="$n" conv=fsync status=none
 if ! ln -- "$tmp" "$p" 2>/dev/null; then echo "refusing to overwrite $p: it exists" >&2; exit ${EXIT_EXISTS}; fi
 `;
 
-/** $1 path, $2 octal mode; content on stdin. Replaces the file atomically (rename). */
+/** Exit code of a script whose input arrived incomplete or altered (a cut connection). */
+export const EXIT_INCOMPLETE = 74;
+
+/**
+ * $1 path, $2 octal mode, $3 the content's size in bytes, $4 its sha256; content on stdin.
+ * Replaces the file atomically (rename), and only with exactly the content sent: stdin cut short
+ * by a dropped connection ends like a complete one for `cat`, so the temporary file is checked
+ * against the size and hash first, and otherwise removed with the old file left as it was.
+ */
 export const WRITE_FILE_ATOMIC = `set -eu
-p=$1; mode=$2
+p=$1; mode=$2; size=$3; sum=$4
 mkdir -p -- "$(dirname -- "$p")"
 tmp=$(mktemp -- "$p.partial.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 cat > "$tmp"
+got=$(stat -c %s -- "$tmp")
+if [ "$got" != "$size" ] || [ "$(sha256sum < "$tmp" | cut -d' ' -f1)" != "$sum" ]; then
+  echo "refusing to replace $p: received $got of $size bytes, or other bytes than sent (connection cut?); the old file is kept" >&2
+  exit ${EXIT_INCOMPLETE}
+fi
 chmod -- "$mode" "$tmp"
 sync -- "$tmp"
 mv -f -- "$tmp" "$p"
@@ -57,19 +70,22 @@ export const LOCK_DIR = "/var/lib/xen/pulumi-tvd/locks";
  * $1 domain name, then role=path arguments: config=<xl.cfg>, image=<raw image>,
  * overlay=<qcow2>, checksum=<any file>. Prints `key<TAB>base64(value)` lines (see
  * parseInspection). sha256sum reads stdin so that a path with a backslash or newline cannot
- * change its output's shape.
+ * change its output's shape. Each tool's stdout and stderr are kept apart (`<key>` and
+ * `<key>-stderr`): libxl and qemu-img print warnings on stderr around good output, and only
+ * stdout is parsed.
  */
 export const INSPECT = `set -u
 emit() { printf '%s\\t%s\\n' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
+errf=$(mktemp); trap 'rm -f -- "$errf"' EXIT
 dom=$1; shift
-out=$(xl list -l "$dom" 2>&1); emit xl-list-rc "$?"; emit xl-list "$out"
-out=$(xl vtpm-list "$dom" 2>&1); emit vtpm-list "$out"
+out=$(xl list -l "$dom" 2>"$errf"); emit xl-list-rc "$?"; emit xl-list "$out"; emit xl-list-stderr "$(cat -- "$errf")"
+out=$(xl vtpm-list "$dom" 2>"$errf"); emit vtpm-list "$out"; emit vtpm-list-stderr "$(cat -- "$errf")"
 for a in "$@"; do
   role=\${a%%=*}; p=\${a#*=}
   if [ -e "$p" ]; then emit "size:$p" "$(stat -c %s -- "$p")"; else emit "missing:$p" ""; continue; fi
   case $role in
     config) emit "content:$p" "$(cat -- "$p")" ;;
-    overlay) emit "qemu:$p" "$(qemu-img info --output=json -U -- "$p" 2>&1)" ;;
+    overlay) emit "qemu:$p" "$(qemu-img info --output=json -U -- "$p" 2>"$errf")"; emit "qemu-stderr:$p" "$(cat -- "$errf")" ;;
     checksum) emit "sha256:$p" "$(sha256sum < "$p" 2>/dev/null | cut -d' ' -f1)" ;;
   esac
 done
@@ -106,13 +122,29 @@ export const ARCHIVE_DIR = "/var/lib/xen/pulumi-tvd/archive";
  * $1 image, $2 archive dir, $3 timestamp. Moves the image into the archive as
  * <name>.<timestamp>, never over an existing file; prints the archived path. A missing image
  * is not an error (delete is idempotent): nothing is printed.
+ *
+ * A hard link is the move when the archive is on the image's filesystem. When it is not (`ln`
+ * fails with EXDEV), the image is copied into a temporary file in the archive, synced and
+ * compared with the source, then linked to its final name (again never over a file); the source
+ * goes only once its archived copy is known good and on disk.
  */
 export const ARCHIVE_FILE = `set -eu
 p=$1; dir=$2; ts=$3
 [ -e "$p" ] || exit 0
 mkdir -p -- "$dir"
 dest="$dir/$(basename -- "$p").$ts"
-if ! ln -- "$p" "$dest" 2>/dev/null; then echo "refusing to overwrite $dest: it exists" >&2; exit ${EXIT_EXISTS}; fi
+refuse() { echo "refusing to overwrite $dest: it exists" >&2; exit ${EXIT_EXISTS}; }
+[ ! -e "$dest" ] || refuse
+if ! ln -- "$p" "$dest" 2>/dev/null; then
+  [ ! -e "$dest" ] || refuse
+  tmp=$(mktemp -- "$dest.partial.XXXXXX")
+  trap 'rm -f -- "$tmp"' EXIT
+  cp --sparse=always -- "$p" "$tmp"
+  sync -- "$tmp"
+  if ! cmp -s -- "$p" "$tmp"; then echo "the copy of $p in $dir differs from it; $p is kept" >&2; exit 1; fi
+  ln -- "$tmp" "$dest" 2>/dev/null || refuse
+  sync -- "$dir"
+fi
 rm -f -- "$p"
 printf '%s\\n' "$dest"
 `;
@@ -194,14 +226,15 @@ emit fdb "$(bridge -j fdb show dev "$2" 2>/dev/null)"
 `;
 
 /**
- * $1 bridge, $2 vxlan. Removes both, unless the bridge still has ports other than the VXLAN:
- * then it exits ${EXIT_BUSY} and prints each port, with the domain of a vif<domid>.<devid>.
- * Devices already gone are fine (delete is idempotent).
+ * $1 bridge, $2 vxlan, $3 1 to remove the bridge, $4 1 to remove the VXLAN (only what the network
+ * owns goes). The bridge is not removed while it has ports other than the VXLAN: then it exits
+ * ${EXIT_BUSY} and prints each port, with the domain of a vif<domid>.<devid>, having removed
+ * nothing. Devices already gone are fine (delete is idempotent).
  */
 export const TVD_NET_DELETE = `set -u
-br=$1; vx=$2
+br=$1; vx=$2; del_br=$3; del_vx=$4
 busy=0
-for l in $(ip -o link show master "$br" 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
+[ "$del_br" = 1 ] && for l in $(ip -o link show master "$br" 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
   [ "$l" = "$vx" ] && continue
   busy=1
   case $l in
@@ -210,6 +243,7 @@ for l in $(ip -o link show master "$br" 2>/dev/null | awk -F': ' '{ sub(/@.*/, "
   esac
 done
 [ "$busy" = 0 ] || exit ${EXIT_BUSY}
-if ip link show dev "$vx" >/dev/null 2>&1; then ip link del dev "$vx" || exit 1; fi
-if [ -n "$(ip -o link show dev "$br" type bridge 2>/dev/null)" ]; then ip link del dev "$br" || exit 1; fi
+if [ "$del_vx" = 1 ] && ip link show dev "$vx" >/dev/null 2>&1; then ip link del dev "$vx" || exit 1; fi
+if [ "$del_br" = 1 ] && [ -n "$(ip -o link show dev "$br" type bridge 2>/dev/null)" ]; then ip link del dev "$br" || exit 1; fi
+exit 0
 `;

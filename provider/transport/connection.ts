@@ -3,6 +3,22 @@ import type { HostKeyPolicy } from "./hostKey";
 
 const PORT_RANGE = "must be a TCP port between 1 and 65535";
 
+/**
+ * A duration input (`...Sec`). Whole seconds only: the dom0's shell arithmetic, `date +%s` and
+ * timeout(1) count in seconds, and a fraction that passed `check` would fail on the host, after
+ * `xl create`. The message shows the value and the whole number to use instead.
+ */
+export function wholeSeconds(max: number) {
+  return z
+    .number()
+    .int({
+      error: (iss) =>
+        `must be a whole number of seconds; got ${String(iss.input)}, use ${Math.ceil(Number(iss.input))} instead`,
+    })
+    .positive()
+    .max(max);
+}
+
 const hostname = z
   .string()
   .min(1, "must not be empty: give the dom0's hostname or IP address")
@@ -32,8 +48,8 @@ export const connectionSchema = z
       .optional(),
     knownHosts: z.string().min(1, "must hold known_hosts lines when given").optional(),
     insecureSkipHostKeyVerification: z.boolean().optional(),
-    connectTimeoutSec: z.number().positive().max(600).default(20),
-    commandTimeoutSec: z.number().positive().max(86400).default(300),
+    connectTimeoutSec: wholeSeconds(600).default(20),
+    commandTimeoutSec: wholeSeconds(86400).default(300),
   })
   .superRefine((c, ctx) => {
     const ways = [

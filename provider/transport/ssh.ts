@@ -16,7 +16,7 @@ export interface ExecResult {
 export interface ExecOptions {
   /** Bytes written to the command's stdin, then closed. */
   readonly stdin?: string | Buffer;
-  /** Overrides the connection's commandTimeoutSec. */
+  /** Overrides the connection's commandTimeoutSec (here and on the dom0, where the command is killed). */
   readonly timeoutSec?: number;
   /** Values to replace with *** in error messages (secrets that appear in argv). */
   readonly redact?: readonly string[];
@@ -152,7 +152,6 @@ export class SshSession {
 
   /** Runs argv on the host; resolves with its output whatever the exit code. */
   async run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    const command = joinArgv(argv);
     const release = await this.channels.acquire();
     this.inFlight++;
     this.socket.ref();
@@ -162,7 +161,7 @@ export class SshSession {
       // briefly exceed MaxSessions; a refused channel open is retried, a broken connection not.
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.execOnce(command, argv, opts);
+          return await this.execOnce(argv, opts);
         } catch (err) {
           if (!(err instanceof ChannelRefused) || attempt >= CHANNEL_ATTEMPTS || this.closed) {
             throw err instanceof ChannelRefused ? new ConnectionError(this.endpoint, err.message) : err;
@@ -185,9 +184,16 @@ export class SshSession {
     return result;
   }
 
-  private execOnce(command: string, argv: readonly string[], opts: ExecOptions): Promise<ExecResult> {
+  private execOnce(argv: readonly string[], opts: ExecOptions): Promise<ExecResult> {
     const timeoutSec = opts.timeoutSec ?? this.commandTimeoutSec;
+    // The command dies on the dom0 when it runs out of time, not only here: a script that went
+    // on after we gave up could still link or move its file into place. timeout(1) kills its
+    // whole process group (flock, sh, dd...), with SIGKILL so that no trap or handler runs on.
+    const command = remoteCommand(timeoutSec, argv);
+    const shown = () => redact(argv, opts.redact);
     return new Promise((resolve, reject) => {
+      // Before the request goes out, so that it is earlier than the command's start on the dom0.
+      const started = Date.now();
       this.client.exec(command, (err: Error | undefined, channel: ClientChannel) => {
         if (err) {
           reject(new ChannelRefused(`could not open a channel: ${err.message}`));
@@ -196,24 +202,42 @@ export class SshSession {
         const out: Buffer[] = [];
         const errOut: Buffer[] = [];
         let exitCode: number | null = null;
-        const timer = setTimeout(() => {
-          channel.close();
-          reject(
-            new RemoteCommandError(
-              this.endpoint,
-              redact(argv, opts.redact),
-              null,
-              `timed out after ${timeoutSec}s (raise connection.commandTimeoutSec if the host is slow)`,
-            ),
+        let exitSignal: string | undefined;
+        const timedOut = (where: string) =>
+          new RemoteCommandError(
+            this.endpoint,
+            shown(),
+            null,
+            `timed out after ${timeoutSec}s (${where}; raise connection.commandTimeoutSec if the host is slow)`,
           );
-        }, timeoutSec * 1000);
+        // A backstop for a dom0 that does not answer: the remote kill normally comes first, and
+        // the grace covers the time the command took to start there. Before giving up, ask sshd to
+        // signal the command, in case it started late (timeout(1) passes TERM to its group).
+        const backstop = setTimeout(
+          () => {
+            try {
+              channel.signal("TERM");
+            } catch {
+              // the channel is gone already; the remote limit still applies
+            }
+            channel.close();
+            reject(timedOut("no answer from the host"));
+          },
+          (timeoutSec + LOCAL_GRACE_SEC) * 1000,
+        );
         channel.on("data", (d: Buffer) => out.push(d));
         channel.stderr.on("data", (d: Buffer) => errOut.push(d));
-        channel.on("exit", (code: number | null) => {
+        channel.on("exit", (code: number | null, signal?: string) => {
           exitCode = code;
+          exitSignal = signal ?? undefined;
         });
         channel.on("close", () => {
-          clearTimeout(timer);
+          clearTimeout(backstop);
+          const killed = exitSignal === "SIGKILL" || exitCode === 128 + 9;
+          if (killed && Date.now() - started >= timeoutSec * 1000) {
+            reject(timedOut("killed on the host"));
+            return;
+          }
           resolve({
             stdout: Buffer.concat(out).toString("utf8"),
             stderr: Buffer.concat(errOut).toString("utf8"),
@@ -232,6 +256,18 @@ export class SshSession {
   }
 }
 
+/** How much longer than the remote limit we wait for a dom0 to report its command's end. */
+const LOCAL_GRACE_SEC = 5;
+
+/**
+ * The command line for argv on the dom0: under coreutils' timeout(1), which SIGKILLs the
+ * command's whole process group after `timeoutSec`, counted from when the command started there.
+ */
+export function remoteCommand(timeoutSec: number, argv: readonly string[]): string {
+  if (!(timeoutSec > 0)) throw new Error(`a command timeout must be positive, got ${timeoutSec}`);
+  return `${joinArgv(["timeout", "-s", "KILL", String(timeoutSec)])} ${joinArgv(argv)}`;
+}
+
 function redact(argv: readonly string[], secrets: readonly string[] = []): string {
   const shown = argv.map((a) => (secrets.some((s) => s !== "" && a.includes(s)) ? "***" : a));
   return shown.join(" ");
@@ -243,9 +279,17 @@ function redact(argv: readonly string[], secrets: readonly string[] = []): strin
  */
 const pool = new Map<string, Promise<SshSession>>();
 
-/** Two resources share a connection only if they would have verified and authenticated it alike. */
+/**
+ * Two resources share a connection only if they would have verified and authenticated it alike,
+ * and time their commands out alike (the session applies commandTimeoutSec to each command).
+ */
 function poolKey(conn: Connection): string {
-  const identity = JSON.stringify([hostKeyPolicyOf(conn), conn.privateKey, conn.passphrase ?? ""]);
+  const identity = JSON.stringify([
+    hostKeyPolicyOf(conn),
+    conn.privateKey,
+    conn.passphrase ?? "",
+    conn.commandTimeoutSec,
+  ]);
   return `${endpointOf(conn)}#${createHash("sha256").update(identity).digest("hex").slice(0, 16)}`;
 }
 

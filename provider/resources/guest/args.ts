@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { checkPathsUnderRoots, domainName, safePath, sizeMiB } from "../../names";
-import { connectionSchema } from "../../transport/connection";
+import { connectionSchema, wholeSeconds } from "../../transport/connection";
 import { absolutePath } from "../../validation";
 import { PVGRUB_KERNEL, type GuestDomain } from "../../xl/domains";
 import { configPathOf } from "../stubdom";
@@ -94,7 +94,7 @@ const guestShape = z.strictObject({
    * How long a start waits for the guest's vTPM to come up.
    * @default - 60
    */
-  vtpmReadyTimeoutSec: z.number().positive().max(3600).default(60),
+  vtpmReadyTimeoutSec: wholeSeconds(3600).default(60),
   /**
    * Take over an existing guest (overlay, config, domain) instead of creating one.
    * @default - false

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { domainName, sizeMiB, vtpmUuid } from "../../names";
-import { connectionSchema } from "../../transport/connection";
+import { connectionSchema, wholeSeconds } from "../../transport/connection";
 import { absolutePath } from "../../validation";
 import { VTPM_KERNEL } from "../../xl/domains";
 import { checkStubdomPaths } from "../stubdom";
@@ -35,7 +35,7 @@ const vtpmShape = z.strictObject({
     )
     .optional(),
   maintCmds: z.boolean().optional(),
-  readyTimeoutSec: z.number().positive().max(3600).default(60),
+  readyTimeoutSec: wholeSeconds(3600).default(60),
   /** The vTPM domain runs; out-of-band stops show as drift on this property. */
   running: z.boolean().default(true),
   /** Allow changes that create a new vTPM image or UUID, losing the vTPM's keys. */

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { domainName, sizeMiB } from "../../names";
-import { connectionSchema } from "../../transport/connection";
+import { connectionSchema, wholeSeconds } from "../../transport/connection";
 import { absolutePath } from "../../validation";
 import { VTPMMGR_KERNEL } from "../../xl/domains";
 import { checkStubdomPaths } from "../stubdom";
@@ -32,7 +32,7 @@ const shape = z.strictObject({
     .default(["fed40,5"]),
   ownerAuth: authSpec.optional(),
   srkAuth: authSpec.optional(),
-  readyTimeoutSec: z.number().positive().max(3600).default(120),
+  readyTimeoutSec: wholeSeconds(3600).default(120),
   /** The manager domain runs; out-of-band stops show as drift on this property. */
   running: z.boolean().default(true),
   /** Allow changes that create a new manager image: every vTPM's keys sealed by it are lost. */
