@@ -28,7 +28,10 @@ export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
  */
 export type ChangeClass = "replace" | "resetState" | "restart" | "inPlace";
 
-/** A change class for every input key: the compiler refuses a definition that forgets one. */
+/**
+ * A change class for every input key: the compiler refuses a definition that forgets one. The
+ * class of `connection` is what a change of its host means; its credentials change in place.
+ */
 export type ChangeClasses<V> = { readonly [K in keyof V]-?: ChangeClass };
 
 /** What `observe` reports: the inputs as the host shows them, and outputs beyond the inputs. */
@@ -45,7 +48,10 @@ export interface Observation<V, X> {
 
 /** The context of one lifecycle call. */
 export interface Context {
-  /** The dom0, for kinds with a connection; undefined for kinds computed where Pulumi runs. */
+  /**
+   * The dom0, for kinds with a connection; undefined for kinds computed where Pulumi runs, and in
+   * the delete of a kind that owns no artifacts.
+   */
   readonly dom0?: Dom0;
   /** This resource's owner string (see ownership.ts). */
   readonly owner: string;
@@ -74,13 +80,20 @@ export interface ResourceDefinition<V extends object, X extends object> {
   readonly changes: ChangeClasses<V>;
   /** Inputs held as secrets (beyond `connection`, always secret). */
   readonly secrets?: readonly (keyof V & string)[];
+  /**
+   * Inputs that create and update use but the state never keeps (another resource's private
+   * keys): left out of the outputs and of the diff, and absent (undefined) when read and delete
+   * parse the stored state. Only with an object schema.
+   */
+  readonly transient?: readonly (keyof V & string)[];
   /** Defaults computed from other inputs (an image path from the name), filled in by check. */
   readonly derived?: (v: V) => Partial<V>;
   /** What the resource makes and owns on its dom0. */
   readonly artifacts?: (v: V) => Artifact[];
   /** Files it uses but does not own (a guest's extra disks): never a vTPM key image. */
   readonly uses?: (v: V) => Artifact[];
-  readonly id: (v: V) => string;
+  /** The resource's ID, from its inputs or from what create made (a CA's serial). */
+  readonly id: (v: V, made: Partial<X>) => string;
   /** One name, one thing on the host: the old one goes before the new one comes. */
   readonly deleteBeforeReplace?: boolean;
   /** Why a diff may not go ahead (keys lost, ...), or undefined. */
@@ -107,7 +120,11 @@ const MARKER = /^(.*) \((missing|changed|foreign) on the host[^)]*\)$/s;
  * `up` repairs it in place (or, for a key image that is gone, asks for allowStateReset). Inputs
  * applied by a restart are reported with the host's value as it is.
  */
-export function driftMarker(value: string, what: "missing" | "changed" | "foreign", detail = ""): string {
+export function driftMarker(
+  value: string | number,
+  what: "missing" | "changed" | "foreign",
+  detail = "",
+): string {
   return `${value} (${what} on the host${detail ? `: ${detail}` : ""})`;
 }
 
@@ -183,15 +200,19 @@ export function checkOf<V extends object, X extends object>(def: ResourceDefinit
         defaulted.push(key);
       }
     }
-    const known = !holdsUnknown(inputs);
     const result = validate(def.schema, inputs);
     const failures: CheckFailure[] = [];
     let checked: Record<string, unknown> = { ...inputs };
     if (result.ok) {
       const v = result.value;
-      const derived = def.derived ? def.derived(v) : {};
-      for (const [k, value] of Object.entries(derived))
-        if (inputs[k] === undefined && value !== undefined) defaulted.push(k);
+      // A derived default (an image path from the name, a generated UUID) is kept like the
+      // others: renaming a vTPM keeps its image, and a UUID is generated once.
+      const derived: Record<string, unknown> = def.derived ? { ...def.derived(v) } : {};
+      for (const k of Object.keys(derived)) {
+        if (inputs[k] !== undefined) continue;
+        if (oldDefaulted.has(k) && olds[k] !== undefined) derived[k] = olds[k];
+        if (derived[k] !== undefined) defaulted.push(k);
+      }
       checked = {
         ...(v as Record<string, unknown>),
         ...Object.fromEntries(Object.entries(derived).filter(([k]) => inputs[k] === undefined)),
@@ -216,8 +237,13 @@ export function checkOf<V extends object, X extends object>(def: ResourceDefinit
         const r = field.safeParse(inputs[key]);
         if (r.success && r.data !== undefined) checked[key] = r.data;
       }
+      // A derived default kept in state stays as it is while other inputs are unknown.
+      for (const k of oldDefaulted)
+        if (k in def.shape && inputs[k] === undefined && olds[k] !== undefined && !holdsUnknown(olds[k])) {
+          checked[k] = olds[k];
+          defaulted.push(k);
+        }
     }
-    void known;
     const out: Record<string, unknown> = { ...news, ...checked, [DEFAULTED]: [...new Set(defaulted)].sort() };
     return failures.length ? { inputs: out, failures } : { inputs: out };
   };
@@ -231,15 +257,18 @@ function comparableValue(key: string, value: unknown): unknown {
 /**
  * What differs between the stored state (outputs: the host's values after a refresh) and the new
  * inputs, each with its class. A drift marker on an input compares as its declared value
- * repaired in place; the connection's credentials change in place, its host replaces.
+ * repaired in place; the connection's credentials change in place, its host as declared.
+ * Transient inputs (not kept in state) are not compared.
  */
 export function changesOf<V extends object>(
   changes: ChangeClasses<V>,
   olds: Record<string, unknown>,
   news: Record<string, unknown>,
+  transient: readonly string[] = [],
 ): Map<keyof V & string, ChangeClass> {
   const out = new Map<keyof V & string, ChangeClass>();
   for (const [key, declared] of Object.entries(changes) as Array<[keyof V & string, ChangeClass]>) {
+    if (transient.includes(key)) continue;
     const o = olds[key];
     const n = news[key];
     if (holdsUnknown(n)) {
@@ -247,14 +276,14 @@ export function changesOf<V extends object>(
       continue;
     }
     if (key === "connection") {
-      if (!isDeepStrictEqual(endpointOf(o), endpointOf(n))) out.set(key, "replace");
+      if (!isDeepStrictEqual(endpointOf(o), endpointOf(n))) out.set(key, declared);
       else if (!isDeepStrictEqual(o, n)) out.set(key, "inPlace");
       continue;
     }
     if (isDeepStrictEqual(comparableValue(key, o), comparableValue(key, n))) continue;
     const marker = markerOf(o);
     // Drift on the host is repaired in place, but a key image that is gone is lost state.
-    if (marker && marker.value === n)
+    if (marker && marker.value === (typeof n === "number" ? String(n) : n))
       out.set(key, marker.what === "missing" && declared === "resetState" ? "resetState" : "inPlace");
     else out.set(key, declared);
   }
@@ -271,7 +300,7 @@ export function diffOf<V extends object, X extends object>(def: ResourceDefiniti
     olds: Record<string, unknown>,
     news: Record<string, unknown>,
   ): Promise<pulumi.dynamic.DiffResult> => {
-    const changed = changesOf(def.changes, olds, news);
+    const changed = changesOf(def.changes, olds, news, def.transient);
     if (changed.size === 0) return { changes: false };
     const resetting = [...changed].filter(([, c]) => c === "resetState").map(([k]) => k);
     if (!holdsUnknown(news)) {
@@ -303,9 +332,11 @@ export function parseInputs<V extends object, X extends object>(
   const inputs = Object.fromEntries(
     Object.keys(def.shape)
       .filter((k) => props[k] !== undefined)
-      .map((k) => [k, unmarked(props[k]) ?? props[k]]),
+      .map((k) => [k, declaredOf(def.shape[k as keyof V & string], props[k])]),
   );
-  const result = validate(def.schema, inputs);
+  // Stored state (read, delete) lacks the transient inputs: they are parsed as absent.
+  const absent = (def.transient ?? []).filter((k) => inputs[k] === undefined);
+  const result = validate(absent.length ? optional(def, absent) : def.schema, inputs);
   if (!result.ok) throw new InputValidationError(def.kind, result.failures);
   return {
     ...(result.value as object),
@@ -315,14 +346,35 @@ export function parseInputs<V extends object, X extends object>(
   } as V;
 }
 
+/** The declared value of an input, a drift marker on it undone (a marked number is a number again). */
+function declaredOf(field: z.ZodType, value: unknown): unknown {
+  const declared = unmarked(value);
+  if (declared === undefined) return value;
+  return !field.safeParse(declared).success && field.safeParse(Number(declared)).success
+    ? Number(declared)
+    : declared;
+}
+
+/** The kind's schema with `keys` optional. */
+function optional<V extends object, X extends object>(
+  def: ResourceDefinition<V, X>,
+  keys: readonly string[],
+) {
+  const schema = def.schema as unknown as { partial?: (mask: Record<string, true>) => z.ZodType<V> };
+  if (typeof schema.partial !== "function")
+    throw new Error(`${def.kind}: transient inputs need an object schema`);
+  return schema.partial(Object.fromEntries(keys.map((k) => [k, true])));
+}
+
 /** The property bag of a resource: the host's view of every input, then what only outputs say. */
 function outputsOf<V extends object, X extends object>(
+  def: ResourceDefinition<V, X>,
   v: V,
   props: Record<string, unknown>,
   seen: Observation<V, X>,
   made: Partial<X> | void,
 ): Record<string, unknown> {
-  return wireSafe({
+  const outs: Record<string, unknown> = {
     ...v,
     ...seen.seen,
     ...seen.extra,
@@ -330,11 +382,17 @@ function outputsOf<V extends object, X extends object>(
     [OWNER]: props[OWNER],
     [DEFAULTED]: props[DEFAULTED],
     providerVersion,
-  });
+  };
+  for (const key of def.transient ?? []) delete outs[key];
+  return wireSafe(outs);
 }
 
-async function contextOf<V extends object>(v: V, props: Record<string, unknown>): Promise<Context> {
-  const c = (v as { connection?: Connection }).connection;
+async function contextOf<V extends object>(
+  v: V,
+  props: Record<string, unknown>,
+  connect = true,
+): Promise<Context> {
+  const c = connect ? (v as { connection?: Connection }).connection : undefined;
   return { dom0: c ? await Dom0.connect(c) : undefined, owner: ownerIn(props), state: props };
 }
 
@@ -342,10 +400,13 @@ function ownerIn(props: Record<string, unknown>): string {
   return typeof props[OWNER] === "string" ? (props[OWNER] as string) : "(unknown owner)";
 }
 
+/** Every verb of a dynamic provider, all present. */
+export type Lifecycle = Required<
+  Pick<pulumi.dynamic.ResourceProvider, "check" | "diff" | "create" | "read" | "update" | "delete">
+>;
+
 /** The dynamic provider of a kind: every verb written once, the kind's own steps plugged in. */
-export function defineResource<V extends object, X extends object>(
-  def: ResourceDefinition<V, X>,
-): pulumi.dynamic.ResourceProvider {
+export function defineResource<V extends object, X extends object>(def: ResourceDefinition<V, X>): Lifecycle {
   const artifactsOf = (v: V) => (def.artifacts ? def.artifacts(v) : []);
   return {
     check: checkOf(def),
@@ -369,7 +430,7 @@ export function defineResource<V extends object, X extends object>(
         ...v,
         ...(made ?? {}),
       } as V);
-      return { id: def.id(v), outs: outputsOf(v, props, seen, made) };
+      return { id: def.id(v, made ?? {}), outs: outputsOf(def, v, props, seen, made) };
     },
 
     async read(id, props) {
@@ -377,7 +438,7 @@ export function defineResource<V extends object, X extends object>(
       const ctx = await contextOf(v, props);
       const seen = await def.observe(ctx, v);
       if (seen.gone) return {};
-      const outs = outputsOf(v, props, seen, undefined);
+      const outs = outputsOf(def, v, props, seen, undefined);
       const inputs = Object.fromEntries(
         [...Object.keys(def.shape), OWNER, DEFAULTED]
           .filter((k) => outs[k] !== undefined)
@@ -390,7 +451,7 @@ export function defineResource<V extends object, X extends object>(
       const v = parseInputs(def, news);
       const ctx = await contextOf(v, olds);
       const owner = ownerIn(news);
-      const changed = changesOf(def.changes, olds, news);
+      const changed = changesOf(def.changes, olds, news, def.transient);
       // What the resource now places elsewhere (a rename) is claimed first, the old released after.
       // State written before ownership records existed claims what it made, as adopt would.
       const legacy = olds[OWNER] === undefined;
@@ -409,12 +470,15 @@ export function defineResource<V extends object, X extends object>(
       if (ctx.dom0 && gone.length) await ctx.dom0.release(owner, gone);
       const state = { ...olds, ...news, ...(made ?? {}) };
       const seen = await def.observe({ ...ctx, owner, state }, { ...v, ...(made ?? {}) } as V);
-      return { outs: outputsOf(v, news, seen, { ...pickExtra(olds, def), ...(made ?? {}) } as Partial<X>) };
+      return {
+        outs: outputsOf(def, v, news, seen, { ...storedExtra(def, olds), ...(made ?? {}) } as Partial<X>),
+      };
     },
 
     async delete(_id, props) {
       const v = parseInputs(def, props);
-      const ctx = await contextOf(v, props);
+      // A kind that owns nothing on its host is deleted without contacting it.
+      const ctx = await contextOf(v, props, def.artifacts !== undefined);
       const artifacts = artifactsOf(v);
       const records = ctx.dom0 && artifacts.length ? await ctx.dom0.owners(artifacts) : new Map();
       // State written before ownership records existed has no owner: what it made is its own.
@@ -450,11 +514,14 @@ function artifactKeysOf<V extends object, X extends object>(
   }
 }
 
-/** Outputs beyond the inputs that a kind keeps from one apply to the next (a generated UUID). */
-function pickExtra<V extends object, X extends object>(
-  olds: Record<string, unknown>,
+/**
+ * Outputs beyond the inputs that a stored state holds and a kind keeps from one apply to the next
+ * (a generated UUID); for a kind computed where Pulumi runs, the state is all there is to read.
+ */
+export function storedExtra<V extends object, X extends object>(
   def: ResourceDefinition<V, X>,
-) {
+  state: Record<string, unknown>,
+): Record<string, unknown> {
   const keys = new Set([...Object.keys(def.shape), OWNER, DEFAULTED, "providerVersion"]);
-  return Object.fromEntries(Object.entries(olds).filter(([k]) => !keys.has(k)));
+  return Object.fromEntries(Object.entries(userProps(state)).filter(([k]) => !keys.has(k)));
 }

@@ -11,8 +11,11 @@
  */
 import { EXIT_EXISTS } from "../dom0/scripts";
 
-/** What kind of thing an artifact is; the key's prefix. */
-export type ArtifactType = "domain" | "file" | "bridge" | "link";
+/**
+ * What kind of thing an artifact is; the key's prefix. A "uuid" is a vTPM's identity to its
+ * manager: recorded like the rest, so two vTPMs of two stacks never present one UUID.
+ */
+export type ArtifactType = "domain" | "file" | "bridge" | "link" | "uuid";
 
 /**
  * One thing on a dom0 a resource makes and owns. `role` says what it is to people reading an
@@ -34,15 +37,6 @@ export function artifactKey(a: Pick<Artifact, "type" | "name">): string {
 
 /** Where ownership records live on every dom0. */
 export const OWNERS_DIR = "/var/lib/xen/pulumi-tvd/owners";
-
-/**
- * Who owns an artifact: the stack and the resource, readable in an error. Made by the resource
- * class when the program runs (project, stack, kind and the resource's own name), so a resource
- * replaced or updated under the same name keeps owning what it made.
- */
-export function ownerOf(project: string, stack: string, kind: string, resourceName: string): string {
-  return `${project}/${stack} ${kind} ${resourceName}`.replace(/[\p{Cc}]/gu, " ");
-}
 
 /** Exit code of CLAIM when something is in the way (as EEXIST). */
 export const EXIT_CONFLICT = EXIT_EXISTS;
@@ -210,6 +204,7 @@ export class OwnershipConflictError extends Error {
  * path, UUID or bridge are refused before any host is touched.
  */
 const declared = new Map<string, { owner: string; role: string }>();
+const used = new Map<string, { owner: string; role: string }>();
 
 /**
  * Records that `owner` declares `keys` on `host` and returns a failure for each key another
@@ -219,17 +214,35 @@ const declared = new Map<string, { owner: string; role: string }>();
 export function declareInProgram(
   host: string,
   owner: string,
-  items: ReadonlyArray<{ key: string; role: string; property: string }>,
+  items: ReadonlyArray<{ key: string; role: string; property: string; use?: boolean }>,
 ): Array<{ property: string; reason: string }> {
   for (const [k, v] of declared) if (v.owner === owner) declared.delete(k);
+  for (const [k, v] of used) if (v.owner === owner) used.delete(k);
   const failures: Array<{ property: string; reason: string }> = [];
+  const name = (key: string) => key.replace(/^\w+:/, "");
   for (const item of items) {
     const k = `${host} ${item.key}`;
     const other = declared.get(k);
+    if (item.use) {
+      // Using what another resource owns is normal (a seed attached to its guest), but never a key image.
+      if (other && other.owner !== owner && other.role.includes("key image"))
+        failures.push({
+          property: item.property,
+          reason: `${name(item.key)} on ${host} is the ${other.role} of ${other.owner}; a key image is never a guest's disk`,
+        });
+      else used.set(k, { owner, role: item.role });
+      continue;
+    }
+    const user = used.get(k);
     if (other && other.owner !== owner) {
       failures.push({
         property: item.property,
-        reason: `${item.key.replace(/^\w+:/, "")} on ${host} is also declared by ${other.owner} (its ${other.role}); give each resource its own`,
+        reason: `${name(item.key)} on ${host} is also declared by ${other.owner} (its ${other.role}); give each resource its own`,
+      });
+    } else if (user && user.owner !== owner && item.role.includes("key image")) {
+      failures.push({
+        property: item.property,
+        reason: `${name(item.key)} on ${host} is also declared by ${user.owner} as a disk; a key image is never a guest's disk`,
       });
     } else {
       declared.set(k, { owner, role: item.role });
@@ -241,4 +254,5 @@ export function declareInProgram(
 /** For tests: forget every declaration. */
 export function resetProgramDeclarations(): void {
   declared.clear();
+  used.clear();
 }

@@ -1,102 +1,87 @@
 /**
- * Guest lifecycle. check and diff never touch a host; create, read, update and delete wire the
- * pure core (render, observe, diff) to Dom0 operations. The overlay is the guest's disk: it is
- * made from the base image once, kept across restarts, and removed only when the guest is.
+ * Guest, declared once. Its disk is a qcow2 overlay on a read-only base image: made from the base
+ * once, kept across restarts, removed only with the guest. What changes the overlay's identity
+ * (where it is, what backs it) or the domain's name replaces the guest; the rest restarts it, and
+ * only when the running domain differs (../domain.ts).
  */
-import type * as pulumi from "@pulumi/pulumi";
-import { ArtifactExistsError, ArtifactMissingError, Dom0 } from "../../dom0/dom0";
 import {
-  checkWith,
-  diffResult,
-  observedInputs,
-  parseInputs,
-  readResult,
-  userProps,
-  userSetOf,
-  wireSafe,
-} from "../../dynamic";
+  defineResource,
+  driftMarker,
+  markerOf,
+  type ChangeClasses,
+  type ResourceDefinition,
+} from "../../core/define";
+import type { Artifact } from "../../core/ownership";
+import { ArtifactExistsError, ArtifactMissingError, type Dom0 } from "../../dom0/dom0";
 import { providerVersion } from "../../version";
 import { diffXlConfigs, parseXlConfig, renderXlConfig } from "../../xl/config";
 import { renderGuestConfig } from "../../xl/domains";
 import { observeGuestConfig } from "../../xl/observe";
+import {
+  adoptDomain,
+  createDomain,
+  deleteDomain,
+  dom0Of,
+  domainArtifacts,
+  inspectDomain,
+  updateDomain,
+  type DomainKind,
+} from "../domain";
 import { configPathOf } from "../stubdom";
 import { VTPM_READY } from "../vtpm/args";
-import { guestDomainOf, guestSchema, overlayPathOf, type GuestInputs } from "./args";
-import { diffGuest } from "./diff";
+import { guestDomainOf, guestSchema, kernelOf, overlayPathOf, type GuestInputs } from "./args";
 import { guestInputsFromConfig } from "./observe";
 
-const KIND = "Guest";
-const parse = (props: Record<string, unknown>) => parseInputs(guestSchema, KIND, props);
-
-export interface GuestOutputs extends GuestInputs {
+export interface GuestExtra {
   readonly domid: number | null;
-  readonly overlayPresent: boolean;
   /** The overlay's backing file as `qemu-img info` reports it. */
   readonly overlayBackingFile: string | null;
   /** The running guest has its vTPM attached (`xl vtpm-list`). */
   readonly vtpmAttached: boolean;
-  readonly configDrift: string[];
-  readonly providerVersion: string;
 }
 
-function renderConfig(v: GuestInputs): string {
-  return renderXlConfig(
-    renderGuestConfig(guestDomainOf(v)),
-    `guest ${v.name}, written by pulumi-tvd ${providerVersion}; edits show as drift`,
-  );
-}
+const changes: ChangeClasses<GuestInputs> = {
+  connection: "replace",
+  name: "replace",
+  allowedRoots: "inPlace",
+  baseImage: "replace",
+  baseImageFormat: "replace",
+  overlayPath: "replace",
+  configDir: "inPlace",
+  memoryMiB: "restart",
+  vcpus: "restart",
+  bootLoader: "restart",
+  kernel: "restart",
+  ramdisk: "restart",
+  cmdline: "restart",
+  vifs: "restart",
+  vtpm: "restart",
+  extraDisks: "restart",
+  running: "inPlace",
+  vtpmReadyTimeoutSec: "inPlace",
+  adopt: "inPlace",
+};
 
-/** The guest as it is on the host; see the VtpmManager's observe for the reporting rules. */
-async function observe(dom0: Dom0, v: GuestInputs, userSet: Record<string, unknown>) {
-  const configPath = configPathOf(v);
-  const overlayPath = overlayPathOf(v);
-  const report = await dom0.inspect(v.name, [
-    { role: "config", path: configPath },
-    { role: "overlay", path: overlayPath },
-  ]);
-  const config = report.files[configPath];
-  const overlay = report.files[overlayPath];
-  let inputs: GuestInputs = { ...v, running: report.domain.running };
-  let configDrift = ["(missing)"];
-  if (config?.exists && config.content !== undefined) {
-    const seen = observeGuestConfig(config.content);
-    if (seen.ok) {
-      inputs = guestInputsFromConfig(seen.value, inputs);
-      configDrift = diffXlConfigs(parseXlConfig(config.content), parseXlConfig(renderConfig(v)));
-    } else {
-      configDrift = ["(unreadable)"];
-    }
-  }
-  const backing = overlay?.qemu?.backingFile;
-  // An overlay rebased out of band no longer derives from the declared base: drift on baseImage.
-  if (backing !== undefined) inputs = { ...inputs, baseImage: backing };
-  // Outputs keep what was applied (what the running domain was started with); the config's
-  // values go to the reported inputs, where the engine shows them as drift.
-  const outputs: GuestOutputs & { inputKeys: string[] } = {
-    ...v,
-    running: report.domain.running,
-    domid: report.domain.domid ?? null,
-    overlayPresent: overlay?.exists === true,
-    overlayBackingFile: backing ?? null,
-    vtpmAttached: report.domain.vtpms.length > 0,
-    configDrift,
-    inputKeys: Object.keys(userSet).sort(),
-    providerVersion,
-  };
-  return {
-    inputs: wireSafe(observedInputs(userSet, v, inputs)),
-    running: report.domain.running,
-    overlayPresent: outputs.overlayPresent,
-    gone: !config?.exists && !overlay?.exists && !report.domain.running,
-    outputs: wireSafe(outputs),
-  };
-}
+const kind: DomainKind<GuestInputs> = {
+  what: "guest",
+  servesOthers: false,
+  renderConfig: (v) =>
+    renderXlConfig(
+      renderGuestConfig(guestDomainOf(v)),
+      `guest ${v.name}, written by pulumi-tvd ${providerVersion}; edits show as drift`,
+    ),
+  // xl would fail on a vTPM not yet listening.
+  beforeStart: async (dom0, v) => {
+    if (v.vtpm) await dom0.waitForConsole(v.vtpm, VTPM_READY, v.vtpmReadyTimeoutSec);
+  },
+};
 
-/** Starts the guest, only once its vTPM serves (xl would fail on a vTPM not yet listening). */
-async function start(dom0: Dom0, v: GuestInputs): Promise<void> {
-  if (v.vtpm) await dom0.waitForConsole(v.vtpm, VTPM_READY, v.vtpmReadyTimeoutSec);
-  await dom0.xlCreate(configPathOf(v));
-}
+const overlayOf = (v: GuestInputs): Artifact => ({
+  type: "file",
+  name: overlayPathOf(v),
+  role: "guest overlay",
+  property: "overlayPath",
+});
 
 /** A new overlay on the base image, never over an existing one, with errors that say the fix. */
 async function createOverlay(dom0: Dom0, v: GuestInputs): Promise<void> {
@@ -118,85 +103,104 @@ async function createOverlay(dom0: Dom0, v: GuestInputs): Promise<void> {
   }
 }
 
-export const guestLifecycle = {
-  check: checkWith(guestSchema),
+/**
+ * A guest never gets a vTPM's or a manager's key image as a disk: whatever its access, a guest
+ * that can read or write it can leak or corrupt every key in it.
+ */
+async function refuseKeyImages(dom0: Dom0, v: GuestInputs): Promise<void> {
+  if (!v.extraDisks.length) return;
+  const records = await dom0.owners(v.extraDisks.map((d) => ({ type: "file" as const, name: d.target })));
+  const keyImages = [...records.values()].filter((r) => r.role?.includes("key image"));
+  if (keyImages.length) {
+    throw new Error(
+      `refusing to attach ${keyImages.map((r) => `${r.key.replace(/^file:/, "")} (the ${r.role} of ${r.owner})`).join(", ")} ` +
+        `to guest ${v.name} on ${dom0.endpoint}: a key image is never a guest's disk; remove it from extraDisks`,
+    );
+  }
+}
 
-  async diff(
-    _id: string,
-    olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.DiffResult> {
-    return diffResult(diffGuest(parse(olds), parse(news), olds.overlayPresent !== false), olds);
-  },
+export const definition: ResourceDefinition<GuestInputs, GuestExtra> = {
+  kind: "Guest",
+  schema: guestSchema,
+  shape: guestSchema.shape,
+  changes,
+  derived: (v) => ({ overlayPath: overlayPathOf(v), kernel: kernelOf(v) }),
+  artifacts: (v) => [...domainArtifacts(v, kind.what), overlayOf(v)],
+  uses: (v) =>
+    v.extraDisks.map((d, i) => ({
+      type: "file",
+      name: d.target,
+      role: "guest extra disk",
+      property: `extraDisks.${i}.target`,
+    })),
+  id: (v) => v.name,
+  deleteBeforeReplace: true,
 
-  async create(props: Record<string, unknown>): Promise<pulumi.dynamic.CreateResult> {
-    const v = parse(props);
-    const dom0 = await Dom0.connect(v.connection);
-    if (v.adopt) {
-      await adopt(dom0, v);
-    } else {
-      await createOverlay(dom0, v);
-      try {
-        await dom0.writeFileAtomic(configPathOf(v), renderConfig(v), "0600", v.name);
-        if (v.running) await start(dom0, v);
-      } catch (e) {
-        // The overlay is new and holds nothing yet: removing what this create made loses nothing.
-        await dom0.xlDestroy(v.name).catch(() => undefined);
-        await dom0.removeFiles([configPathOf(v), overlayPathOf(v)]).catch(() => undefined);
-        throw e;
+  async observe(ctx, v) {
+    const report = await inspectDomain(dom0Of(ctx), v, [{ role: "overlay", path: overlayPathOf(v) }]);
+    const config = report.files[configPathOf(v)];
+    const overlay = report.files[overlayPathOf(v)];
+    let seen: Record<string, unknown> = { running: report.domain.running };
+    if (!config?.exists) seen.configDir = driftMarker(v.configDir, "missing", configPathOf(v));
+    else {
+      const o = observeGuestConfig(config.content ?? "");
+      if (!o.ok) seen.configDir = driftMarker(v.configDir, "changed", `${configPathOf(v)} is unreadable`);
+      else {
+        const fromConfig = guestInputsFromConfig(o.value, v);
+        seen = { ...seen, ...fromConfig, running: report.domain.running };
+        const other = diffXlConfigs(
+          parseXlConfig(config.content ?? ""),
+          parseXlConfig(kind.renderConfig(fromConfig)),
+        );
+        if (other.length)
+          seen.configDir = driftMarker(v.configDir, "changed", `${configPathOf(v)}: ${other.join(", ")}`);
       }
     }
-    return { id: v.name, outs: (await observe(dom0, v, userProps(props))).outputs };
+    const backing = overlay?.qemu?.backingFile;
+    if (!overlay?.exists) seen.overlayPath = driftMarker(overlayPathOf(v), "missing");
+    // An overlay rebased out of band no longer derives from the declared base.
+    else if (backing !== undefined && backing !== v.baseImage)
+      seen.baseImage = driftMarker(v.baseImage, "foreign", `the overlay is backed by ${backing}`);
+    return {
+      gone: !config?.exists && !overlay?.exists && !report.domain.running,
+      seen: seen as Partial<GuestInputs>,
+      extra: {
+        domid: report.domain.domid ?? null,
+        overlayBackingFile: backing ?? null,
+        vtpmAttached: report.domain.vtpms.length > 0,
+      },
+    };
   },
 
-  async read(id: string, props: Record<string, unknown>): Promise<pulumi.dynamic.ReadResult> {
-    const userSet = userSetOf(props);
-    const v = parse(userSet);
-    return readResult(id, await observe(await Dom0.connect(v.connection), v, userSet));
+  async create(ctx, v) {
+    const dom0 = dom0Of(ctx);
+    await refuseKeyImages(dom0, v);
+    if (v.adopt) return adoptDomain(kind, dom0, v, (await definition.observe(ctx, v)).seen);
+    await createDomain(kind, dom0, v, { path: overlayPathOf(v), make: () => createOverlay(dom0, v) });
   },
 
-  async update(
-    _id: string,
-    olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.UpdateResult> {
-    const v = parse(news);
-    const dom0 = await Dom0.connect(v.connection);
-    const now = await observe(dom0, v, userProps(news));
-    const d = diffGuest(parse(olds), v, now.overlayPresent);
-    // xl applies none of these to a running PV guest: the domain restarts, the overlay stays.
-    // A config edited out of band only matters at the next start: rewriting it is enough.
-    const needsRestart = d.restart || d.recreateOverlay === true;
-    if (now.running && (needsRestart || !v.running)) await dom0.xlDestroy(v.name);
-    // The overlay vanished out of band: what it held is gone already; a fresh one from the base
-    // lets the guest boot again.
-    if (!now.overlayPresent) await createOverlay(dom0, v);
-    await dom0.writeFileAtomic(configPathOf(v), renderConfig(v), "0600", v.name);
-    if (v.running && (!now.running || needsRestart)) await start(dom0, v);
-    return { outs: (await observe(dom0, v, userProps(news))).outputs };
+  async update(ctx, v) {
+    const dom0 = dom0Of(ctx);
+    await refuseKeyImages(dom0, v);
+    const now = await definition.observe(ctx, v);
+    const foreign = markerOf(now.seen.baseImage);
+    if (foreign) {
+      throw new Error(
+        `guest ${v.name}'s overlay ${overlayPathOf(v)} on ${dom0.endpoint} is backed by ${now.extra.overlayBackingFile}, ` +
+          `not the declared base ${v.baseImage}; pulumi-tvd does not rebase a disk it did not build. Rebase it back ` +
+          `(qemu-img rebase -u -b ${v.baseImage} -F ${v.baseImageFormat} ${overlayPathOf(v)}) if it holds that base's data, ` +
+          "or replace the guest (pulumi up --replace) to start over from the base",
+      );
+    }
+    // An overlay gone out of band: what it held is lost already; a fresh one lets the guest boot.
+    const missing = markerOf(now.seen.overlayPath)?.what === "missing";
+    await updateDomain(kind, ctx, v, missing ? { prepare: () => createOverlay(dom0, v), restart: true } : {});
   },
 
-  async delete(_id: string, props: Record<string, unknown>): Promise<void> {
-    const v = parse(props);
-    const dom0 = await Dom0.connect(v.connection);
-    await dom0.xlDestroy(v.name);
-    await dom0.removeFiles([configPathOf(v), overlayPathOf(v)]);
+  async delete(ctx, v) {
+    await deleteDomain(kind, ctx, v);
+    if (ctx.owns(overlayOf(v))) await dom0Of(ctx).removeFiles([overlayPathOf(v)]);
   },
 };
 
-/** Takes over an existing guest after checking it is the one declared; every difference is named. */
-async function adopt(dom0: Dom0, v: GuestInputs): Promise<void> {
-  const seen = await observe(dom0, v, {});
-  const problems: string[] = [];
-  if (!seen.overlayPresent) problems.push(`overlay ${overlayPathOf(v)} does not exist`);
-  else if (seen.outputs.overlayBackingFile !== v.baseImage)
-    problems.push(
-      `overlay ${overlayPathOf(v)} is backed by ${seen.outputs.overlayBackingFile}, not ${v.baseImage}`,
-    );
-  for (const field of seen.outputs.configDrift as string[])
-    problems.push(`config ${configPathOf(v)} differs in ${field}`);
-  if (problems.length) {
-    throw new Error(`cannot adopt guest ${v.name} on ${dom0.endpoint}: ${problems.join("; ")}`);
-  }
-  if (v.running && !seen.running) await start(dom0, v);
-}
+export const guestLifecycle = defineResource(definition);

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { serializableProvider } from "../../dynamic";
+import { resourceOwner, serializableProvider } from "../../dynamic";
 import type { DomainArgs, Inputs } from "../../inputs";
 import { Vtpm } from "../vtpm/resource";
 
@@ -68,10 +68,8 @@ export class Guest extends pulumi.dynamic.Resource {
   declare public readonly name: pulumi.Output<string>;
   declare public readonly domid: pulumi.Output<number | null>;
   declare public readonly running: pulumi.Output<boolean>;
-  declare public readonly overlayPresent: pulumi.Output<boolean>;
   declare public readonly overlayBackingFile: pulumi.Output<string | null>;
   declare public readonly vtpmAttached: pulumi.Output<boolean>;
-  declare public readonly configDrift: pulumi.Output<string[]>;
   declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: GuestArgs, opts?: pulumi.CustomResourceOptions) {
@@ -86,11 +84,10 @@ export class Guest extends pulumi.dynamic.Resource {
         vtpm: args.vtpm instanceof Vtpm ? args.vtpm.name : args.vtpm,
         connection: pulumi.secret(args.connection),
         domid: undefined,
-        overlayPresent: undefined,
         overlayBackingFile: undefined,
         vtpmAttached: undefined,
-        configDrift: undefined,
         providerVersion: undefined,
+        owner: resourceOwner("Guest", name),
       },
       { ...opts, additionalSecretOutputs: ["connection"] },
       "pulumi-tvd",

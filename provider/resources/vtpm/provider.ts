@@ -1,55 +1,61 @@
 /**
- * Vtpm lifecycle. check and diff never touch a host; create, read, update and delete wire the
- * pure core (render, observe, diff) to Dom0 operations. The UUID is generated once, at create,
- * and kept in state: it is the vTPM's identity to its manager.
+ * Vtpm, declared once. Its UUID is its identity to the manager: generated once by check when the
+ * user sets none, and kept in state like every default. A new image or UUID loses its keys, so
+ * such a change needs allowStateReset; a rename keeps the image and moves the domain.
  */
 import { randomUUID } from "node:crypto";
-import type * as pulumi from "@pulumi/pulumi";
-import { Dom0 } from "../../dom0/dom0";
-import {
-  checkWith,
-  diffResult,
-  observedInputs,
-  parseInputs,
-  readResult,
-  userProps,
-  userSetOf,
-  wireSafe,
-} from "../../dynamic";
+import { defineResource, driftMarker, type ChangeClasses, type ResourceDefinition } from "../../core/define";
+import type { Artifact } from "../../core/ownership";
+import { ArtifactExistsError } from "../../dom0/dom0";
 import { providerVersion } from "../../version";
 import { renderXlConfig } from "../../xl/config";
 import { renderVtpmConfig } from "../../xl/domains";
-import { configPathOf, imagePathOf } from "../stubdom";
 import {
-  adoptStubdom,
-  createStubdom,
-  inspectStubdom,
-  refuseWhileUsed,
-  startStubdom,
-  type StubdomKind,
-} from "../stubdomLifecycle";
+  adoptDomain,
+  createDomain,
+  deleteDomain,
+  dom0Of,
+  domainArtifacts,
+  observeStubdomain,
+  updateDomain,
+  type DomainKind,
+} from "../domain";
+import { imagePathOf } from "../stubdom";
 import { VTPM_READY, vtpmSchema, type VtpmInputs } from "./args";
-import { diffVtpm } from "./diff";
 
-const KIND = "Vtpm";
-const parse = (props: Record<string, unknown>) => parseInputs(vtpmSchema, KIND, props);
-
-/** Inputs with the UUID settled: the user's, or the one generated at create. */
-type SettledVtpm = VtpmInputs & { uuid: string };
-
-export interface VtpmOutputs extends SettledVtpm {
+export interface VtpmExtra {
   readonly domid: number | null;
   /** The UUID the running vTPM domain presents to its manager (`xl vtpm-list`). */
   readonly runningUuid: string | null;
-  readonly imagePresent: boolean;
-  readonly configDrift: string[];
-  readonly providerVersion: string;
 }
 
-const vtpm: StubdomKind<SettledVtpm> = {
+const changes: ChangeClasses<VtpmInputs> = {
+  connection: "replace",
+  // A rename keeps the image: the domain is stopped under its old name and started under the new.
+  name: "restart",
+  manager: "restart",
+  allowedRoots: "inPlace",
+  imagePath: "resetState",
+  imageSizeMiB: "resetState",
+  uuid: "resetState",
+  memoryMiB: "restart",
+  kernel: "restart",
+  ramdisk: "restart",
+  configDir: "inPlace",
+  logLevel: "restart",
+  hwInitPcr: "restart",
+  maintCmds: "restart",
+  readyTimeoutSec: "inPlace",
+  running: "inPlace",
+  allowStateReset: "inPlace",
+  deletionPolicy: "inPlace",
+  adopt: "inPlace",
+};
+
+const kind: DomainKind<VtpmInputs> = {
   what: "vTPM",
-  ready: VTPM_READY,
-  readyTimeoutSec: (v) => v.readyTimeoutSec,
+  ready: { text: VTPM_READY, timeoutSec: (v) => v.readyTimeoutSec },
+  servesOthers: true,
   renderConfig: (v) =>
     renderXlConfig(
       renderVtpmConfig({
@@ -59,7 +65,7 @@ const vtpm: StubdomKind<SettledVtpm> = {
         memoryMiB: v.memoryMiB,
         image: imagePathOf(v),
         manager: v.manager,
-        uuid: v.uuid,
+        uuid: String(v.uuid),
         logLevel: v.logLevel,
         hwInitPcr: v.hwInitPcr,
         maintCmds: v.maintCmds,
@@ -68,130 +74,85 @@ const vtpm: StubdomKind<SettledVtpm> = {
     ),
 };
 
-/**
- * The vTPM as it is on the host. Its identity (`uuid` in outputs) never changes on read: a
- * config edited to another UUID is reported as drift on the `uuid` input, and `up` writes the
- * identity back without a restart when the running domain still presents it.
- */
-async function observe(dom0: Dom0, v: SettledVtpm, userSet: Record<string, unknown>) {
-  const seen = await inspectStubdom(vtpm, dom0, v);
-  const domain = seen.report.domain;
-  let inputs: SettledVtpm = { ...v, running: domain.running };
-  const o = seen.observed;
-  if (o) {
-    inputs = {
-      ...inputs,
-      kernel: o.kernel ?? inputs.kernel,
-      ramdisk: o.ramdisk,
-      memoryMiB: o.memoryMiB ?? inputs.memoryMiB,
-      manager: o.vtpm?.backend ?? inputs.manager,
-      uuid: o.vtpm?.uuid ?? inputs.uuid,
-      logLevel: o.options.loglevel as VtpmInputs["logLevel"],
-      hwInitPcr: o.options.hwinitpcr,
-      maintCmds: o.options.maintcmds === undefined ? undefined : o.options.maintcmds === "1",
-    };
-  }
-  // Outputs keep what was applied (what the running domain was started with); the config's
-  // values go to the reported inputs, where the engine shows them as drift.
-  const outputs: VtpmOutputs & { inputKeys: string[] } = {
-    ...v,
-    running: domain.running,
-    domid: domain.domid ?? null,
-    runningUuid: domain.vtpms[0]?.uuid ?? null,
-    imagePresent: seen.imagePresent,
-    configDrift: seen.configDrift,
-    inputKeys: Object.keys(userSet).sort(),
-    providerVersion,
-  };
-  return {
-    inputs: wireSafe(observedInputs(userSet, v, inputs)),
-    running: domain.running,
-    gone: seen.gone,
-    outputs: wireSafe(outputs),
-  };
-}
+const imageOf = (v: VtpmInputs): Artifact => ({
+  type: "file",
+  name: imagePathOf(v),
+  role: "vTPM key image",
+  property: "imagePath",
+});
 
-/** The UUID this vTPM has: the declared one, else the one in state (generated at create). */
-function settle(v: VtpmInputs, uuid: unknown): SettledVtpm {
-  return { ...v, uuid: v.uuid ?? (typeof uuid === "string" ? uuid : randomUUID()) };
-}
+export const definition: ResourceDefinition<VtpmInputs, VtpmExtra> = {
+  kind: "Vtpm",
+  schema: vtpmSchema,
+  shape: vtpmSchema.shape,
+  changes,
+  derived: (v) => ({ imagePath: imagePathOf(v), uuid: v.uuid ?? randomUUID() }),
+  artifacts: (v) => [
+    ...domainArtifacts(v, kind.what),
+    imageOf(v),
+    { type: "uuid", name: String(v.uuid).toLowerCase(), role: "vTPM UUID", property: "uuid" },
+  ],
+  id: (v) => v.name,
+  deleteBeforeReplace: true,
+  stateReset: (v, keys) =>
+    `changing ${keys.join(", ")} of vTPM ${v.name} creates a new vTPM image or UUID, and its keys would be lost; ` +
+    `set allowStateReset: true to allow it, or revert the change (a missing image at ${imagePathOf(v)} means they are lost already)`,
 
-export const vtpmLifecycle = {
-  check: checkWith(vtpmSchema),
-
-  async diff(
-    _id: string,
-    olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.DiffResult> {
-    const old = parse(olds);
-    const d = diffVtpm({ inputs: old, uuid: String(olds.uuid) }, parse(news), olds.imagePresent !== false);
-    if (d.refused) throw new Error(d.refused);
-    // The running domain presents another UUID than its own: a restart with the right one.
-    const identityDrift = olds.runningUuid !== null && olds.runningUuid !== olds.uuid && old.running;
-    const result = diffResult(d, olds);
-    return { ...result, changes: result.changes || identityDrift };
+  async observe(ctx, v) {
+    const o = await observeStubdomain(kind, dom0Of(ctx), v, (c) => ({
+      kernel: c.kernel ?? v.kernel,
+      ramdisk: c.ramdisk,
+      memoryMiB: c.memoryMiB ?? v.memoryMiB,
+      manager: c.vtpm?.backend ?? v.manager,
+      // The UUID is the vTPM's identity: another one in the file is drift repaired in place.
+      uuid:
+        c.vtpm?.uuid && c.vtpm.uuid.toLowerCase() !== String(v.uuid).toLowerCase()
+          ? driftMarker(String(v.uuid), "changed", `the config says ${c.vtpm.uuid}`)
+          : v.uuid,
+      logLevel: c.options.loglevel as VtpmInputs["logLevel"],
+      hwInitPcr: c.options.hwinitpcr,
+      maintCmds: c.options.maintcmds === undefined ? undefined : c.options.maintcmds === "1",
+    }));
+    const runningUuid = o.report.domain.vtpms[0]?.uuid ?? null;
+    const seen = { ...o.seen };
+    if (runningUuid && runningUuid.toLowerCase() !== String(v.uuid).toLowerCase())
+      seen.uuid = driftMarker(String(v.uuid), "changed", `the running domain presents ${runningUuid}`);
+    return { gone: o.gone, seen, extra: { domid: o.report.domain.domid ?? null, runningUuid } };
   },
 
-  async create(props: Record<string, unknown>): Promise<pulumi.dynamic.CreateResult> {
-    const parsed = parse(props);
-    const dom0 = await Dom0.connect(parsed.connection);
-    let v: SettledVtpm;
-    if (parsed.adopt) {
-      // An adopted vTPM keeps the UUID its keys are bound to.
-      const existing = (await inspectStubdom(vtpm, dom0, settle(parsed, undefined))).observed?.vtpm?.uuid;
-      v = settle(parsed, existing);
-      await adoptStubdom(vtpm, dom0, v);
-    } else {
-      v = settle(parsed, undefined);
-      await createStubdom(vtpm, dom0, v);
-    }
-    return { id: v.name, outs: (await observe(dom0, v, userProps(props))).outputs };
+  async create(ctx, v) {
+    const dom0 = dom0Of(ctx);
+    // An adopted vTPM keeps the UUID its keys are bound to: it must be declared.
+    if (v.adopt) return adoptDomain(kind, dom0, v, (await definition.observe(ctx, v)).seen);
+    await createDomain(kind, dom0, v, {
+      path: imagePathOf(v),
+      make: async () => {
+        try {
+          await dom0.createRawImage(imagePathOf(v), v.imageSizeMiB, v.name);
+        } catch (e) {
+          if (e instanceof ArtifactExistsError) {
+            throw new Error(
+              `vTPM image ${imagePathOf(v)} already exists on ${dom0.endpoint}; pulumi-tvd never overwrites it. ` +
+                "Set adopt: true (with the vTPM's uuid) to take the existing vTPM over, or choose another imagePath",
+            );
+          }
+          throw e;
+        }
+      },
+    });
   },
 
-  async read(id: string, props: Record<string, unknown>): Promise<pulumi.dynamic.ReadResult> {
-    const userSet = userSetOf(props);
-    const v = settle(parse(userSet), props.uuid);
-    return readResult(id, await observe(await Dom0.connect(v.connection), v, userSet));
+  async update(ctx, v) {
+    await updateDomain(kind, ctx, v);
   },
 
-  async update(
-    _id: string,
-    olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.UpdateResult> {
-    const before = parse(olds);
-    const v = settle(parse(news), olds.uuid);
-    const dom0 = await Dom0.connect(v.connection);
-    const now = await observe(dom0, v, userProps(news));
-    // A config edited out of band is repaired by rewriting it; the running domain is restarted
-    // only when what it runs differs from the declaration (inputs changed, or the UUID it
-    // presents to the manager is not its own).
-    const needsRestart =
-      diffVtpm({ inputs: before, uuid: v.uuid }, v).restart ||
-      (now.outputs.runningUuid !== null && now.outputs.runningUuid !== v.uuid);
-    if (now.running && needsRestart) {
-      await refuseWhileUsed(dom0, vtpm.what, v.name, "restart");
-      await dom0.xlDestroy(v.name);
-    }
-    await dom0.writeFileAtomic(configPathOf(v), vtpm.renderConfig(v), "0600", v.name);
-    const running = now.running && !needsRestart;
-    if (v.running && !running) await startStubdom(vtpm, dom0, v);
-    if (!v.running && running) {
-      await refuseWhileUsed(dom0, vtpm.what, v.name, "stop");
-      await dom0.xlDestroy(v.name);
-    }
-    return { outs: (await observe(dom0, v, userProps(news))).outputs };
-  },
-
-  async delete(_id: string, props: Record<string, unknown>): Promise<void> {
-    const v = settle(parse(props), props.uuid);
-    const dom0 = await Dom0.connect(v.connection);
-    await refuseWhileUsed(dom0, vtpm.what, v.name, "destroy");
-    await dom0.xlDestroy(v.name);
-    await dom0.removeFiles([configPathOf(v)]);
+  async delete(ctx, v) {
+    await deleteDomain(kind, ctx, v);
+    if (!ctx.owns(imageOf(v))) return;
     // The image is the vTPM's keys: by default archived, never deleted.
-    if (v.deletionPolicy === "archive") await dom0.archive(imagePathOf(v));
-    if (v.deletionPolicy === "destroy") await dom0.removeFiles([imagePathOf(v)]);
+    if (v.deletionPolicy === "archive") await dom0Of(ctx).archive(imagePathOf(v));
+    if (v.deletionPolicy === "destroy") await dom0Of(ctx).removeFiles([imagePathOf(v)]);
   },
 };
+
+export const vtpmLifecycle = defineResource(definition);

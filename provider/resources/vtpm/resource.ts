@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { serializableProvider } from "../../dynamic";
+import { resourceOwner, serializableProvider } from "../../dynamic";
 import type { DomainArgs } from "../../inputs";
 import { VtpmManager } from "../vtpmManager/resource";
 import type { deletionPolicies } from "./args";
@@ -59,8 +59,6 @@ export class Vtpm extends pulumi.dynamic.Resource {
   declare public readonly runningUuid: pulumi.Output<string | null>;
   declare public readonly domid: pulumi.Output<number | null>;
   declare public readonly running: pulumi.Output<boolean>;
-  declare public readonly imagePresent: pulumi.Output<boolean>;
-  declare public readonly configDrift: pulumi.Output<string[]>;
   declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: VtpmArgs, opts?: pulumi.CustomResourceOptions) {
@@ -77,9 +75,8 @@ export class Vtpm extends pulumi.dynamic.Resource {
         connection: pulumi.secret(args.connection),
         runningUuid: undefined,
         domid: undefined,
-        imagePresent: undefined,
-        configDrift: undefined,
         providerVersion: undefined,
+        owner: resourceOwner("Vtpm", name),
       },
       // manager.name is an output of the manager: the engine orders create and delete by it.
       { ...opts, additionalSecretOutputs: ["connection"] },

@@ -1,48 +1,64 @@
 /**
- * VtpmManager lifecycle. check and diff never touch a host; create, read, update and delete
- * wire the pure core (render, observe, diff) to Dom0 operations.
+ * VtpmManager, declared once: its change classes, what it owns on the dom0, how it is read back,
+ * and its create, update and delete. Everything else is the shared core (core/define.ts) and the
+ * domain steps every domain kind shares (../domain.ts).
  */
-import type * as pulumi from "@pulumi/pulumi";
-import { Dom0 } from "../../dom0/dom0";
-import {
-  checkWith,
-  diffResult,
-  observedInputs,
-  parseInputs,
-  readResult,
-  userProps,
-  userSetOf,
-  wireSafe,
-} from "../../dynamic";
+import { defineResource, type ChangeClasses, type ResourceDefinition } from "../../core/define";
+import { ArtifactExistsError } from "../../dom0/dom0";
 import { providerVersion } from "../../version";
 import { renderXlConfig } from "../../xl/config";
 import { renderVtpmManagerConfig } from "../../xl/domains";
-import { configPathOf, imagePathOf } from "../stubdom";
 import {
-  adoptStubdom,
-  createStubdom,
-  inspectStubdom,
-  refuseWhileUsed,
-  startStubdom,
-  type StubdomKind,
-} from "../stubdomLifecycle";
+  adoptDomain,
+  createDomain,
+  deleteDomain,
+  dom0Of,
+  domainArtifacts,
+  observeStubdomain,
+  updateDomain,
+  type DomainKind,
+} from "../domain";
+import { imagePathOf } from "../stubdom";
 import { MANAGER_READY, managerMemoryMiB, vtpmManagerSchema, type VtpmManagerInputs } from "./args";
-import { diffVtpmManager } from "./diff";
 
-const KIND = "VtpmManager";
-const parse = (props: Record<string, unknown>) => parseInputs(vtpmManagerSchema, KIND, props);
-
-export interface VtpmManagerOutputs extends VtpmManagerInputs {
+/** Outputs beyond the inputs. */
+export interface VtpmManagerExtra {
   readonly domid: number | null;
-  readonly imagePresent: boolean;
-  readonly configDrift: string[];
-  readonly providerVersion: string;
 }
 
-const manager: StubdomKind<VtpmManagerInputs> = {
+/**
+ * Its image holds the keys of every vTPM it serves: what makes a new image (another name or
+ * image) resets state and needs allowStateReset. What the domain runs with restarts it, only
+ * while no vTPM uses it (checked on the host at update).
+ */
+const changes: ChangeClasses<VtpmManagerInputs> = {
+  connection: "replace",
+  name: "resetState",
+  imagePath: "resetState",
+  imageSizeMiB: "resetState",
+  allowedRoots: "inPlace",
+  memoryMiB: "restart",
+  kernel: "restart",
+  ramdisk: "restart",
+  configDir: "inPlace",
+  tpm2: "restart",
+  tpmLocality: "restart",
+  iomem: "restart",
+  ownerAuth: "restart",
+  srkAuth: "restart",
+  readyTimeoutSec: "inPlace",
+  running: "inPlace",
+  allowStateReset: "inPlace",
+  adopt: "inPlace",
+};
+
+const KEY_IMAGE = "vTPM manager key image";
+
+const kind: DomainKind<VtpmManagerInputs> = {
   what: "vTPM manager",
-  ready: MANAGER_READY,
-  readyTimeoutSec: (v) => v.readyTimeoutSec,
+  ready: { text: MANAGER_READY, timeoutSec: (v) => v.readyTimeoutSec },
+  servesOthers: true,
+  stopWhenIdle: true,
   renderConfig: (v) =>
     renderXlConfig(
       renderVtpmManagerConfig({
@@ -61,108 +77,69 @@ const manager: StubdomKind<VtpmManagerInputs> = {
     ),
 };
 
-/**
- * The manager as it is on the host: the user's inputs, with what the host says overriding them.
- * `userSet` is the inputs bag as the user wrote it (state inputs), to report only what they set.
- */
-async function observe(dom0: Dom0, v: VtpmManagerInputs, userSet: Record<string, unknown>) {
-  const seen = await inspectStubdom(manager, dom0, v);
-  let inputs: VtpmManagerInputs = { ...v, running: seen.report.domain.running };
-  const o = seen.observed;
-  if (o) {
-    inputs = {
-      ...inputs,
-      kernel: o.kernel ?? inputs.kernel,
-      ramdisk: o.ramdisk,
-      memoryMiB: o.memoryMiB ?? inputs.memoryMiB,
-      iomem: o.iomem ? [...o.iomem] : inputs.iomem,
-      tpm2: o.options.tpm2 === "1",
-      tpmLocality: o.options.tpmlocality !== undefined ? Number(o.options.tpmlocality) : undefined,
-      ownerAuth: o.options.owner_auth,
-      srkAuth: o.options.srk_auth,
-    };
-    // Only what the user set is reported: an unset memoryMiB stays unset when it has its default.
-    if (v.memoryMiB === undefined && inputs.memoryMiB === managerMemoryMiB({ ...v, memoryMiB: undefined })) {
-      inputs = { ...inputs, memoryMiB: undefined };
-    }
-  }
-  const outputs: VtpmManagerOutputs & { inputKeys: string[] } = {
-    ...inputs,
-    domid: seen.report.domain.domid ?? null,
-    imagePresent: seen.imagePresent,
-    configDrift: seen.configDrift,
-    inputKeys: Object.keys(userSet).sort(),
-    providerVersion,
-  };
-  return {
-    inputs: wireSafe(observedInputs(userSet, v, inputs)),
-    running: inputs.running,
-    gone: seen.gone,
-    outputs: wireSafe(outputs),
-  };
-}
+export const definition: ResourceDefinition<VtpmManagerInputs, VtpmManagerExtra> = {
+  kind: "VtpmManager",
+  schema: vtpmManagerSchema,
+  shape: vtpmManagerSchema.shape,
+  changes,
+  secrets: ["ownerAuth", "srkAuth"],
+  derived: (v) => ({ imagePath: imagePathOf(v), memoryMiB: managerMemoryMiB(v) }),
+  artifacts: (v) => [
+    ...domainArtifacts(v, kind.what),
+    { type: "file", name: imagePathOf(v), role: KEY_IMAGE, property: "imagePath" },
+  ],
+  id: (v) => v.name,
+  deleteBeforeReplace: true,
+  stateReset: (v, keys) =>
+    `changing ${keys.join(", ")} of vTPM manager ${v.name} creates a new manager image, and the keys of every vTPM it ` +
+    "serves would be lost; set allowStateReset: true to allow it, or revert the change " +
+    `(a missing image at ${imagePathOf(v)} means they are lost already)`,
 
-/** Only while idle: the docs' rule for a consistent manager disk. */
-async function stopWhenIdle(dom0: Dom0, v: VtpmManagerInputs): Promise<void> {
-  await dom0.waitForConsole(v.name, MANAGER_READY, v.readyTimeoutSec);
-  await dom0.xlDestroy(v.name);
-}
-
-export const vtpmManagerLifecycle = {
-  check: checkWith(vtpmManagerSchema),
-
-  async diff(
-    _id: string,
-    olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.DiffResult> {
-    const d = diffVtpmManager(parse(olds), parse(news), olds.imagePresent !== false);
-    if (d.refused) throw new Error(d.refused);
-    return diffResult(d, olds);
+  async observe(ctx, v) {
+    const o = await observeStubdomain(kind, dom0Of(ctx), v, (c) => ({
+      kernel: c.kernel ?? v.kernel,
+      ramdisk: c.ramdisk,
+      memoryMiB: c.memoryMiB ?? v.memoryMiB,
+      iomem: c.iomem ? [...c.iomem] : v.iomem,
+      tpm2: c.options.tpm2 === "1",
+      tpmLocality: c.options.tpmlocality !== undefined ? Number(c.options.tpmlocality) : undefined,
+      ownerAuth: c.options.owner_auth,
+      srkAuth: c.options.srk_auth,
+    }));
+    return { gone: o.gone, seen: o.seen, extra: { domid: o.report.domain.domid ?? null } };
   },
 
-  async create(props: Record<string, unknown>): Promise<pulumi.dynamic.CreateResult> {
-    const v = parse(props);
-    const dom0 = await Dom0.connect(v.connection);
-    if (v.adopt) await adoptStubdom(manager, dom0, v);
-    else await createStubdom(manager, dom0, v);
-    return { id: v.name, outs: (await observe(dom0, v, userProps(props))).outputs };
+  async create(ctx, v) {
+    const dom0 = dom0Of(ctx);
+    if (v.adopt) return adoptDomain(kind, dom0, v, (await definition.observe(ctx, v)).seen);
+    await createDomain(kind, dom0, v, {
+      path: imagePathOf(v),
+      make: async () => {
+        try {
+          await dom0.createRawImage(imagePathOf(v), v.imageSizeMiB, v.name);
+        } catch (e) {
+          if (e instanceof ArtifactExistsError) {
+            throw new Error(
+              `vTPM manager image ${imagePathOf(v)} already exists on ${dom0.endpoint}; pulumi-tvd never overwrites it. ` +
+                "Set adopt: true to take the existing manager over, or choose another imagePath",
+            );
+          }
+          throw e;
+        }
+      },
+    });
   },
 
-  async read(id: string, props: Record<string, unknown>): Promise<pulumi.dynamic.ReadResult> {
-    const userSet = userSetOf(props);
-    const v = parse(userSet);
-    return readResult(id, await observe(await Dom0.connect(v.connection), v, userSet));
+  async update(ctx, v) {
+    await updateDomain(kind, ctx, v);
   },
 
-  async update(
-    _id: string,
-    olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.UpdateResult> {
-    const before = parse(olds);
-    const v = parse(news);
-    const dom0 = await Dom0.connect(v.connection);
-    const now = await observe(dom0, v, userProps(news));
-    const needsRestart = diffVtpmManager(before, v).restart || now.outputs.configDrift.length > 0;
-    if (now.running && needsRestart) {
-      await refuseWhileUsed(dom0, manager.what, v.name, "restart");
-      await stopWhenIdle(dom0, v);
-    }
-    await dom0.writeFileAtomic(configPathOf(v), manager.renderConfig(v), "0600", v.name);
-    const running = now.running && !needsRestart;
-    if (v.running && !running) await startStubdom(manager, dom0, v);
-    if (!v.running && running) await stopWhenIdle(dom0, v);
-    return { outs: (await observe(dom0, v, userProps(news))).outputs };
-  },
-
-  async delete(_id: string, props: Record<string, unknown>): Promise<void> {
-    const v = parse(props);
-    const dom0 = await Dom0.connect(v.connection);
-    await refuseWhileUsed(dom0, manager.what, v.name, "destroy");
-    if ((await observe(dom0, v, {})).running) await stopWhenIdle(dom0, v);
-    await dom0.removeFiles([configPathOf(v)]);
+  async delete(ctx, v) {
+    await deleteDomain(kind, ctx, v);
     // The image holds the keys of every vTPM the manager served: archived, never deleted.
-    await dom0.archive(imagePathOf(v));
+    const image = { type: "file" as const, name: imagePathOf(v), role: KEY_IMAGE, property: "imagePath" };
+    if (ctx.owns(image)) await dom0Of(ctx).archive(imagePathOf(v));
   },
 };
+
+export const vtpmManagerLifecycle = defineResource(definition);

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { serializableProvider } from "../../dynamic";
+import { resourceOwner, serializableProvider } from "../../dynamic";
 import type { DomainArgs } from "../../inputs";
 
 export interface VtpmManagerArgs extends DomainArgs {
@@ -42,8 +42,6 @@ export class VtpmManager extends pulumi.dynamic.Resource {
   declare public readonly name: pulumi.Output<string>;
   declare public readonly domid: pulumi.Output<number | null>;
   declare public readonly running: pulumi.Output<boolean>;
-  declare public readonly imagePresent: pulumi.Output<boolean>;
-  declare public readonly configDrift: pulumi.Output<string[]>;
   declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: VtpmManagerArgs, opts?: pulumi.CustomResourceOptions) {
@@ -59,9 +57,8 @@ export class VtpmManager extends pulumi.dynamic.Resource {
         ownerAuth: args.ownerAuth === undefined ? undefined : pulumi.secret(args.ownerAuth),
         srkAuth: args.srkAuth === undefined ? undefined : pulumi.secret(args.srkAuth),
         domid: undefined,
-        imagePresent: undefined,
-        configDrift: undefined,
         providerVersion: undefined,
+        owner: resourceOwner("VtpmManager", name),
       },
       { ...opts, additionalSecretOutputs: ["connection", "ownerAuth", "srkAuth"] },
       "pulumi-tvd",

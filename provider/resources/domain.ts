@@ -1,0 +1,255 @@
+/**
+ * The host steps every domain kind (VtpmManager, Vtpm, Guest) shares: start in order, stop only
+ * when nothing runs on it, create with cleanup of only what this create made, the one drift
+ * policy for updates, and delete of only what the resource owns.
+ *
+ * The drift policy: a config edited while the running domain still matches is rewritten in
+ * place; a domain restarts only when what it runs (libxl's record, `xl list -l`) differs from the
+ * declaration, or it was renamed.
+ */
+import { isDeepStrictEqual } from "node:util";
+import {
+  driftMarker,
+  markerOf,
+  unmarked,
+  type Context,
+  type DeleteContext,
+  type UpdateContext,
+} from "../core/define";
+import type { Artifact } from "../core/ownership";
+import type { Dom0 } from "../dom0/dom0";
+import type { Inspection, InspectTarget } from "../dom0/inspect";
+import { diffXlConfigs, parseXlConfig } from "../xl/config";
+import { observeStubdomConfig, type ObservedStubdom } from "../xl/observe";
+import { runningDiffers } from "../xl/running";
+import { configPathOf, imagePathOf } from "./stubdom";
+
+/** Inputs every domain kind has. */
+export interface DomainInputs {
+  readonly name: string;
+  readonly configDir: string;
+  readonly running: boolean;
+  readonly adopt: boolean;
+}
+
+/** What differs between the domain kinds, so that one set of steps serves all three. */
+export interface DomainKind<V extends DomainInputs> {
+  /** "vTPM manager", "vTPM" or "guest", as errors name it. */
+  readonly what: string;
+  readonly renderConfig: (v: V) => string;
+  /** What its console prints once it serves, and how long to wait for it. */
+  readonly ready?: { readonly text: string; readonly timeoutSec: (v: V) => number };
+  /** Other domains run on it (a manager's vTPMs, a vTPM's guest): no stop while they do. */
+  readonly servesOthers: boolean;
+  /** Destroyed only once its console says it is idle (the manager's rule for a consistent disk). */
+  readonly stopWhenIdle?: boolean;
+  /** Waits for what it needs to start (a guest's vTPM). */
+  readonly beforeStart?: (dom0: Dom0, v: V) => Promise<void>;
+}
+
+export function dom0Of(ctx: Context): Dom0 {
+  if (!ctx.dom0) throw new Error("internal: a domain resource without a connection");
+  return ctx.dom0;
+}
+
+/** The artifacts of a domain itself: its name and its config file. */
+export function domainArtifacts(v: DomainInputs, what: string): Artifact[] {
+  return [
+    { type: "domain", name: v.name, role: `${what} domain`, property: "name" },
+    { type: "file", name: configPathOf(v), role: `${what} config`, property: "configDir" },
+  ];
+}
+
+export async function startDomain<V extends DomainInputs>(
+  kind: DomainKind<V>,
+  dom0: Dom0,
+  v: V,
+): Promise<void> {
+  if (kind.beforeStart) await kind.beforeStart(dom0, v);
+  await dom0.xlCreate(configPathOf(v));
+  if (kind.ready) await dom0.waitForConsole(v.name, kind.ready.text, kind.ready.timeoutSec(v));
+}
+
+/**
+ * Refuses to go on while other domains use this one as their vtpm backend (a manager's vTPMs, a
+ * vTPM's guest): stopping it under them may corrupt keys.
+ */
+export async function refuseWhileUsed(dom0: Dom0, what: string, name: string, doing: string): Promise<void> {
+  const users = await dom0.domainsUsing(name);
+  if (users.length) {
+    throw new Error(
+      `refusing to ${doing} ${what} ${name} on ${dom0.endpoint}: domains use it as their vTPM backend: ${users.join(", ")}. ` +
+        "Stop or destroy them first (their keys are safe in the vTPM images)",
+    );
+  }
+}
+
+/** Stops the running domain `name` of this kind, only when nothing runs on it. */
+export async function stopDomain<V extends DomainInputs>(
+  kind: DomainKind<V>,
+  dom0: Dom0,
+  v: V,
+  name: string,
+  doing: string,
+): Promise<void> {
+  if (kind.servesOthers) await refuseWhileUsed(dom0, kind.what, name, doing);
+  if (kind.stopWhenIdle && kind.ready)
+    await dom0.waitForConsole(name, kind.ready.text, kind.ready.timeoutSec(v));
+  await dom0.xlDestroy(name);
+}
+
+/** A disk a domain is created with (a vTPM image, a guest overlay): made, and removed on failure. */
+export interface DomainDisk {
+  readonly path: string;
+  readonly make: () => Promise<void>;
+}
+
+/**
+ * Creates a domain: its disk (never over an existing one), its 0600 config, and starts it when
+ * `running`. Its artifacts are already claimed, so nothing here can be another's. A failure
+ * removes exactly what this create made: a domain only if this create started it, the config
+ * and disk only if this create wrote them (a new disk holds nothing yet).
+ */
+export async function createDomain<V extends DomainInputs>(
+  kind: DomainKind<V>,
+  dom0: Dom0,
+  v: V,
+  disk: DomainDisk,
+): Promise<void> {
+  const made: string[] = [];
+  let started = false;
+  try {
+    await disk.make();
+    made.push(disk.path);
+    await dom0.writeFileAtomic(configPathOf(v), kind.renderConfig(v), "0600", v.name);
+    made.push(configPathOf(v));
+    if (v.running) {
+      if (kind.beforeStart) await kind.beforeStart(dom0, v);
+      await dom0.xlCreate(configPathOf(v));
+      started = true;
+      if (kind.ready) await dom0.waitForConsole(v.name, kind.ready.text, kind.ready.timeoutSec(v));
+    }
+  } catch (e) {
+    if (started) await dom0.xlDestroy(v.name).catch(() => undefined);
+    await dom0.removeFiles(made).catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * Takes over an existing domain after checking it is the one declared: every input the host
+ * shows otherwise is named (by property only: some are secrets).
+ */
+export async function adoptDomain<V extends DomainInputs>(
+  kind: DomainKind<V>,
+  dom0: Dom0,
+  v: V,
+  seen: Partial<V>,
+): Promise<void> {
+  const problems = Object.entries(seen)
+    .filter(([k, value]) => k !== "running" && !isDeepStrictEqual(value, (v as Record<string, unknown>)[k]))
+    .map(([k, value]) => (markerOf(value) ? `${k}: ${String(value)}` : `${k} differs in ${configPathOf(v)}`));
+  if (problems.length)
+    throw new Error(`cannot adopt ${kind.what} ${v.name} on ${dom0.endpoint}: ${problems.join("; ")}`);
+  if (v.running && !seen.running) await startDomain(kind, dom0, v);
+}
+
+/**
+ * A stub domain (manager or vTPM) as the host shows it, in one round trip: the config's values
+ * by `fromConfig`, a missing or otherwise edited config as drift on configDir, a missing image as
+ * drift on imagePath.
+ */
+export async function observeStubdomain<V extends DomainInputs & { imagePath?: string }>(
+  kind: DomainKind<V>,
+  dom0: Dom0,
+  v: V,
+  fromConfig: (o: ObservedStubdom) => Partial<V>,
+): Promise<{ gone: boolean; seen: Partial<V>; report: Inspection }> {
+  const imagePath = imagePathOf(v);
+  const report = await inspectDomain(dom0, v, [{ role: "image", path: imagePath }]);
+  const config = report.files[configPathOf(v)];
+  const image = report.files[imagePath];
+  let seen: Record<string, unknown> = { running: report.domain.running };
+  if (!config?.exists) seen.configDir = driftMarker(v.configDir, "missing", configPathOf(v));
+  else {
+    const o = observeStubdomConfig(config.content ?? "");
+    if (!o.ok) seen.configDir = driftMarker(v.configDir, "changed", `${configPathOf(v)} is unreadable`);
+    else {
+      seen = { ...seen, ...fromConfig(o.value) };
+      // What else was edited in the file (a comment aside) is repaired by rewriting it.
+      const other = diffXlConfigs(
+        parseXlConfig(config.content ?? ""),
+        parseXlConfig(kind.renderConfig({ ...v, ...seen })),
+      );
+      if (other.length)
+        seen.configDir = driftMarker(v.configDir, "changed", `${configPathOf(v)}: ${other.join(", ")}`);
+    }
+  }
+  if (!image?.exists) seen.imagePath = driftMarker(imagePath, "missing");
+  return {
+    gone: !config?.exists && !image?.exists && !report.domain.running,
+    seen: seen as Partial<V>,
+    report,
+  };
+}
+
+/** The name and config path a stored state places the domain at (drift markers read through). */
+export function placedAt(state: Record<string, unknown>): { name: string; configPath: string } {
+  const name = unmarked(state.name) ?? String(state.name);
+  return {
+    name,
+    configPath: configPathOf({ name, configDir: unmarked(state.configDir) ?? String(state.configDir) }),
+  };
+}
+
+/**
+ * Applies new inputs to a domain: the one drift policy. `olds` name the domain as it was (a
+ * rename stops the old one first); `disk.prepare` repairs the kind's disk before a start, and
+ * `disk.restart` says the running domain lost its disk.
+ */
+export async function updateDomain<V extends DomainInputs>(
+  kind: DomainKind<V>,
+  ctx: UpdateContext<V>,
+  v: V,
+  disk: { readonly prepare?: () => Promise<void>; readonly restart?: boolean } = {},
+): Promise<void> {
+  const dom0 = dom0Of(ctx);
+  const { name: oldName, configPath: oldConfigPath } = placedAt(ctx.olds);
+  const report = await dom0.inspect(oldName, []);
+  const running = report.domain.running;
+  const renamed = oldName !== v.name;
+  const desired = kind.renderConfig(v);
+  const differs =
+    running && (renamed || disk.restart === true || runningDiffers(report.domain.config, desired).length > 0);
+  if (running && (differs || !v.running))
+    await stopDomain(kind, dom0, v, oldName, renamed ? "rename" : differs ? "restart" : "stop");
+  if (disk.prepare) await disk.prepare();
+  await dom0.writeFileAtomic(configPathOf(v), desired, "0600", v.name);
+  if (oldConfigPath !== configPathOf(v)) await dom0.removeFiles([oldConfigPath]);
+  if (v.running && (!running || differs)) await startDomain(kind, dom0, v);
+}
+
+/** Deletes a domain and its config, each only when this resource owns it. */
+export async function deleteDomain<V extends DomainInputs>(
+  kind: DomainKind<V>,
+  ctx: DeleteContext,
+  v: V,
+): Promise<void> {
+  const dom0 = dom0Of(ctx);
+  const [domain, config] = domainArtifacts(v, kind.what);
+  if (ctx.owns(domain)) {
+    const report = await dom0.inspect(v.name, []);
+    if (report.domain.running) await stopDomain(kind, dom0, v, v.name, "destroy");
+    else if (kind.servesOthers) await refuseWhileUsed(dom0, kind.what, v.name, "destroy");
+  }
+  if (ctx.owns(config)) await dom0.removeFiles([config.name]);
+}
+
+/** One round trip: the domain, its config and the kind's files. */
+export async function inspectDomain(
+  dom0: Dom0,
+  v: DomainInputs,
+  files: readonly InspectTarget[],
+): Promise<Inspection> {
+  return dom0.inspect(v.name, [{ role: "config", path: configPathOf(v) }, ...files]);
+}
