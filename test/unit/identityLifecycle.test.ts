@@ -1,6 +1,6 @@
 /**
  * TvdAuthority and MemberIdentity driven through their lifecycles as the engine drives them:
- * check, then create or diff + update, with stored outputs as `olds`.
+ * check, then create or diff + update, with stored outputs as `olds` and checked inputs as `news`.
  */
 import { X509Certificate } from "node:crypto";
 import { UNKNOWN } from "../../provider/dynamic";
@@ -13,7 +13,10 @@ type Props = Record<string, unknown>;
 async function createAuthority(inputs: Props): Promise<Props> {
   const checked = await authority.check({}, inputs);
   expect(checked.failures ?? []).toEqual([]);
-  return (await authority.create(checked.inputs!)).outs as Props;
+  const created = await authority.create(checked.inputs!);
+  // The serial, not the TVD name: a replacement with the same name is another CA.
+  expect(created.id).toBe(created.outs?.caSerial);
+  return created.outs as Props;
 }
 
 /** A member's inputs as the MemberIdentity class passes them: the CA material of `ca`. */
@@ -30,14 +33,23 @@ function memberInputs(ca: Props, patch: Props = {}): Props {
   };
 }
 
-async function createMember(inputs: Props): Promise<Props> {
-  const checked = await member.check({}, inputs);
+/** A member's inputs as `check` leaves them for diff and update: defaults filled in. */
+async function checkedMember(olds: Props, news: Props): Promise<Props> {
+  const checked = await member.check(olds, news);
   expect(checked.failures ?? []).toEqual([]);
-  return (await member.create(checked.inputs!)).outs as Props;
+  return checked.inputs as Props;
+}
+
+async function createMember(inputs: Props): Promise<Props> {
+  return (await member.create(await checkedMember({}, inputs))).outs as Props;
+}
+
+async function diffMember(olds: Props, news: Props) {
+  return member.diff("web1", olds, await checkedMember(olds, news));
 }
 
 async function updateMember(olds: Props, news: Props): Promise<Props> {
-  return (await member.update("web1", olds, news)).outs as Props;
+  return (await member.update("web1", olds, await checkedMember(olds, news))).outs as Props;
 }
 
 function issuedBy(certPem: unknown, caCertPem: unknown): boolean {
@@ -64,23 +76,32 @@ describe("TvdAuthority lifecycle", () => {
       sshCaPrivateKey: expect.stringMatching(/^-----BEGIN OPENSSH PRIVATE KEY-----/),
       sshCaPublicKey: expect.stringMatching(/^ssh-ed25519 \S+ finance TVD SSH CA$/),
       sshCaFingerprint: expect.stringMatching(/^SHA256:/),
-      inputKeys: ["tvdName"],
+      defaultedKeys: ["validityDays"],
       providerVersion: expect.any(String),
     });
   });
 
   it.each([
-    ["the TVD name", { tvdName: "hr" }, true, ["tvdName"]],
-    ["the validity", { validityDays: 365 }, true, ["validityDays"]],
-    ["nothing (the default written out)", { validityDays: 3650 }, false, []],
-  ])("on a change of %s (%j), diff says changes=%s, replaces %j", async (_name, patch, changes, replaces) => {
-    const d = await authority.diff(String(ca.caSerial), ca, { tvdName: "finance", ...patch });
-    expect(d).toEqual({ changes, replaces, deleteBeforeReplace: false });
+    ["the TVD name", { tvdName: "hr" }, ["tvdName"]],
+    ["the validity", { validityDays: 365 }, ["validityDays"]],
+  ])("on a change of %s (%j), diff replaces %j", async (_name, patch, replaces) => {
+    const news = (await authority.check(ca, { tvdName: "finance", ...patch })).inputs!;
+    const d = await authority.diff(String(ca.caSerial), ca, news);
+    expect(d).toEqual({ changes: true, replaces, deleteBeforeReplace: false });
   });
 
-  it("reads the state back as it is, with the inputs the user set", async () => {
+  it("plans nothing when the default is written out", async () => {
+    const news = (await authority.check(ca, { tvdName: "finance", validityDays: 3650 })).inputs!;
+    expect(await authority.diff(String(ca.caSerial), ca, news)).toEqual({ changes: false });
+  });
+
+  it("reads the state back as it is, with its inputs and the defaults it was given", async () => {
     const r = await authority.read(String(ca.caSerial), { ...ca, __provider: "serialized" });
-    expect(r).toEqual({ id: ca.caSerial, props: ca, inputs: { tvdName: "finance" } });
+    expect(r).toEqual({
+      id: ca.caSerial,
+      props: ca,
+      inputs: { tvdName: "finance", validityDays: 3650, defaultedKeys: ["validityDays"] },
+    });
   });
 
   it("reports every bad input at once", async () => {
@@ -127,16 +148,19 @@ describe("MemberIdentity lifecycle", () => {
   });
 
   it.each([
-    ["rotation", { rotation: "1" }, true, []],
-    ["rotation, as a number", { rotation: 2 }, true, []],
-    ["hostnames", { hostnames: ["web1.finance.example", "www.finance.example"] }, true, []],
-    ["ipAddresses", { ipAddresses: [] }, true, []],
-    ["validityDays", { validityDays: 30 }, true, []],
-    ["memberName", { memberName: "web2" }, true, ["memberName"]],
-    ["nothing (rotation 0 as a number)", { rotation: 0 }, false, []],
-  ])("on a change of %s (%j), diff says changes=%s, replaces %j", async (_name, patch, changes, replaces) => {
-    const d = await member.diff("web1", web1, memberInputs(ca, patch));
-    expect(d).toEqual({ changes, replaces, deleteBeforeReplace: false });
+    ["rotation", { rotation: "1" }, []],
+    ["rotation, as a number", { rotation: 2 }, []],
+    ["hostnames", { hostnames: ["web1.finance.example", "www.finance.example"] }, []],
+    ["ipAddresses", { ipAddresses: [] }, []],
+    ["validityDays", { validityDays: 30 }, []],
+    ["memberName", { memberName: "web2" }, ["memberName"]],
+  ])("on a change of %s (%j), diff replaces %j", async (_name, patch, replaces) => {
+    const d = await diffMember(web1, memberInputs(ca, patch));
+    expect(d).toEqual({ changes: true, replaces, deleteBeforeReplace: false });
+  });
+
+  it("plans nothing for rotation 0 as a number", async () => {
+    expect(await diffMember(web1, memberInputs(ca, { rotation: 0 }))).toEqual({ changes: false });
   });
 
   it("reissues both certificates on a rotation, for the same host key", async () => {
@@ -151,18 +175,20 @@ describe("MemberIdentity lifecycle", () => {
     expect(issuedBy(rotated.x509CertPem, ca.caCertPem)).toBe(true);
     expect(rotated.rotation).toBe("1");
     // The stored state now matches the inputs: the next diff is empty.
-    expect((await member.diff("web1", rotated, news)).changes).toBe(false);
+    expect(await diffMember(rotated, news)).toEqual({ changes: false });
   });
 
   it("moves to a new CA by reissuing under it, keeping the host key", async () => {
     const newCa = await createAuthority({ tvdName: "finance", validityDays: 365 });
     const news = memberInputs(newCa);
-    expect(await member.diff("web1", web1, news)).toEqual({
+    expect(await diffMember(web1, news)).toEqual({
       changes: true,
       replaces: [],
       deleteBeforeReplace: false,
     });
     const moved = await updateMember(web1, news);
+    expect(moved).not.toHaveProperty("caKeyPem");
+    expect(moved).not.toHaveProperty("sshCaPrivateKey");
     expect(moved.sshHostPublicKey).toBe(web1.sshHostPublicKey);
     expect(issuedBy(moved.x509CertPem, newCa.caCertPem)).toBe(true);
     expect(issuedBy(moved.x509CertPem, ca.caCertPem)).toBe(false);
@@ -191,7 +217,28 @@ describe("MemberIdentity lifecycle", () => {
       ipAddresses: ["10.50.0.11"],
       caCertPem: ca.caCertPem,
       sshCaPublicKey: ca.sshCaPublicKey,
+      rotation: "0",
+      validityDays: 365,
+      defaultedKeys: ["rotation", "validityDays"],
     });
+    // A refreshed state holds no CA private keys, and still diffs clean against the program.
+    expect(await diffMember(r.props as Props, memberInputs(ca))).toEqual({ changes: false });
+  });
+
+  it("reports the names the certificate really certifies as drift", async () => {
+    const other = await createMember(memberInputs(ca, { hostnames: ["www.finance.example"] }));
+    const r = await member.read("web1", { ...web1, sshHostCertificate: other.sshHostCertificate });
+    expect(r.inputs).toMatchObject({ hostnames: ["www.finance.example"], ipAddresses: ["10.50.0.11"] });
+    expect(r.props).toMatchObject({ sshCertSerial: other.sshCertSerial });
+    expect(await diffMember(r.props as Props, memberInputs(ca))).toEqual({
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+  });
+
+  it("deletes from a state that holds no CA private keys", async () => {
+    await expect(member.delete("web1", web1)).resolves.toBeUndefined();
   });
 
   it("reports every bad input at once, with the fix", async () => {
@@ -210,8 +257,7 @@ describe("MemberIdentity lifecycle", () => {
       sshCaPublicKey: UNKNOWN,
       sshCaPrivateKey: UNKNOWN,
     });
-    expect((await member.check({}, news)).failures).toEqual([]);
-    expect(await member.diff("web1", web1, news)).toEqual({
+    expect(await diffMember(web1, news)).toEqual({
       changes: true,
       replaces: [],
       deleteBeforeReplace: false,

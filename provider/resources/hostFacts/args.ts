@@ -10,5 +10,5 @@ export const hostFactsSchema = z.strictObject({
 
 export type HostFactsInputs = z.output<typeof hostFactsSchema>;
 
-/** What the resource stores: its inputs, the facts, and the provider version that read them. */
-export type HostFactsOutputs = HostFactsInputs & HostFactsReport & { readonly providerVersion: string };
+/** The outputs beyond the inputs: the facts, as last probed. */
+export type HostFactsExtra = HostFactsReport;

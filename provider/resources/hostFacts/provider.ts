@@ -1,52 +1,33 @@
-import type * as pulumi from "@pulumi/pulumi";
-import { Dom0 } from "../../dom0/dom0";
-import { checkWith, parseInputs } from "../../dynamic";
-import { providerVersion } from "../../version";
-import { hostFactsSchema, type HostFactsInputs, type HostFactsOutputs } from "./args";
-import { diffHostFacts } from "./diff";
+/**
+ * HostFacts, declared once. Facts are read, never written: it owns nothing on its dom0, so no
+ * input change needs a replacement; create, update and read each probe the host once.
+ */
+import { defineResource, type ChangeClasses, type ResourceDefinition } from "../../core/define";
+import { hostFactsSchema, type HostFactsExtra, type HostFactsInputs } from "./args";
 
-const parse = (props: Record<string, unknown>) => parseInputs(hostFactsSchema, "HostFacts", props);
+/** A changed connection or directory is an update that probes again. */
+const changes: ChangeClasses<HostFactsInputs> = {
+  connection: "inPlace",
+  xenDataDir: "inPlace",
+};
 
-async function probe(inputs: HostFactsInputs): Promise<HostFactsOutputs> {
-  const dom0 = await Dom0.connect(inputs.connection);
-  return { ...inputs, ...(await dom0.probeFacts(inputs.xenDataDir)), providerVersion };
-}
+export const definition: ResourceDefinition<HostFactsInputs, HostFactsExtra> = {
+  kind: "HostFacts",
+  schema: hostFactsSchema,
+  shape: hostFactsSchema.shape,
+  changes,
+  id: (v) => `${v.connection.host}:${v.connection.port}`,
 
-function inputsOf(outs: HostFactsOutputs): HostFactsInputs {
-  return { connection: outs.connection, xenDataDir: outs.xenDataDir };
-}
-
-/** HostFacts lifecycle: check and diff never touch the host; create, read and update probe it once. */
-export const hostFactsLifecycle = {
-  check: checkWith(hostFactsSchema),
-
-  async diff(
-    _id: string,
-    olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.DiffResult> {
-    return diffHostFacts(parse(olds), parse(news));
+  async observe(ctx, v) {
+    return { gone: false, seen: {}, extra: await ctx.dom0!.probeFacts(v.xenDataDir) };
   },
 
-  async create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.CreateResult> {
-    const parsed = parse(inputs);
-    const outs = await probe(parsed);
-    return { id: `${parsed.connection.host}:${parsed.connection.port}`, outs };
-  },
-
-  async read(id: string, props: Record<string, unknown>): Promise<pulumi.dynamic.ReadResult> {
-    const outs = await probe(parse(props));
-    return { id, props: outs, inputs: inputsOf(outs) };
-  },
-
-  async update(
-    _id: string,
-    _olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.UpdateResult> {
-    return { outs: await probe(parse(news)) };
-  },
+  /** The facts are what observe probes right after. */
+  async create() {},
+  async update() {},
 
   /** Facts live only in the stack's state; nothing on the host to remove. */
-  async delete(): Promise<void> {},
+  async delete() {},
 };
+
+export const hostFactsLifecycle = defineResource(definition);

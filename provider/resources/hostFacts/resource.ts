@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { serializableProvider } from "../../dynamic";
+import { resourceOwner, serializableProvider } from "../../dynamic";
 import type { Inputs } from "../../inputs";
 import type { ConnectionArgs } from "../../transport/connection";
 
@@ -33,6 +33,7 @@ export class HostFacts extends pulumi.dynamic.Resource {
       serializableProvider("HostFacts"),
       name,
       {
+        owner: resourceOwner("HostFacts", name),
         connection: pulumi.secret(args.connection),
         xenDataDir: args.xenDataDir,
         kernel: undefined,

@@ -58,8 +58,8 @@ export const memberIdentitySchema = z.strictObject({
    */
   rotation: z
     .union([z.string().max(256, "must be at most 256 characters"), z.number()])
-    .default("0")
-    .transform((r) => String(r)),
+    .transform((r) => String(r))
+    .default("0"),
   /** @default - 365 */
   validityDays: validityDays(365),
 });
@@ -69,7 +69,8 @@ export type MemberIdentityInputs = z.output<typeof memberIdentitySchema>;
 /** Kept out of the member's state: the TVD's CA keys live in the TvdAuthority's state only. */
 export const CA_SECRETS = ["caKeyPem", "sshCaPrivateKey"] as const;
 
-export type MemberIdentityOutputs = Omit<MemberIdentityInputs, (typeof CA_SECRETS)[number]> & {
+/** The outputs beyond the inputs. */
+export interface MemberIdentityExtra {
   /** Secret. Made once at create and kept: the host key is the member's identity. */
   readonly sshHostPrivateKey: string;
   readonly sshHostPublicKey: string;
@@ -82,10 +83,7 @@ export type MemberIdentityOutputs = Omit<MemberIdentityInputs, (typeof CA_SECRET
   readonly x509KeyPem: string;
   /** Lowercase hex. */
   readonly x509Serial: string;
-  /** Which inputs the user set, for read to report only those. */
-  readonly inputKeys: string[];
-  readonly providerVersion: string;
-};
+}
 
 /** The SSH host certificate's principals: every name and address clients may use. */
 export function principalsOf(v: Pick<MemberIdentityInputs, "hostnames" | "ipAddresses">): string[] {

@@ -1,20 +1,11 @@
 /**
- * MemberIdentity lifecycle. Computed where Pulumi runs; no dom0 is contacted. create makes the
- * member's SSH host key and both certificates; update reissues the certificates for the same
- * host key, so that clients pinning the key or trusting the CA see no change of identity.
+ * MemberIdentity, declared once. Computed where Pulumi runs; no dom0 is contacted. The member's
+ * SSH host key is its identity and survives every change but a new name: create makes it and
+ * both certificates; every other change (names, lifetime, rotation, a new CA) reissues the
+ * certificates for the same host key, so that clients pinning the key or trusting the CA see no
+ * change of identity.
  */
-import type * as pulumi from "@pulumi/pulumi";
-import {
-  checkWith,
-  comparableInputs,
-  localDiffResult,
-  observedInputs,
-  parseInputs,
-  readResult,
-  userProps,
-  userSetOf,
-  wireSafe,
-} from "../../dynamic";
+import { defineResource, storedExtra, type ChangeClasses, type ResourceDefinition } from "../../core/define";
 import {
   describeCertificate,
   generateSshKeyPair,
@@ -23,27 +14,30 @@ import {
   type SshKeyPair,
 } from "../../pki/ssh";
 import { issueIdentityCertificate } from "../../pki/x509";
-import { providerVersion } from "../../version";
-
 import {
   CA_SECRETS,
   memberIdentitySchema,
   namesOfPrincipals,
   principalsOf,
+  type MemberIdentityExtra,
   type MemberIdentityInputs,
-  type MemberIdentityOutputs,
 } from "./args";
-import { diffMemberIdentity } from "./diff";
 
-const KIND = "MemberIdentity";
-const parse = (props: Record<string, unknown>) => parseInputs(memberIdentitySchema, KIND, props);
+/** The CA's private keys are not kept (CA_SECRETS): its public halves identify it. */
+const changes: ChangeClasses<MemberIdentityInputs> = {
+  memberName: "replace",
+  hostnames: "inPlace",
+  ipAddresses: "inPlace",
+  caCertPem: "inPlace",
+  caKeyPem: "inPlace",
+  sshCaPrivateKey: "inPlace",
+  sshCaPublicKey: "inPlace",
+  rotation: "inPlace",
+  validityDays: "inPlace",
+};
 
-/** Both certificates for `hostKey`, with fresh serials, and the outputs that record them. */
-async function issue(
-  v: MemberIdentityInputs,
-  hostKey: SshKeyPair,
-  userSet: Record<string, unknown>,
-): Promise<MemberIdentityOutputs> {
+/** Both certificates for `hostKey`, with fresh serials. */
+async function issue(v: MemberIdentityInputs, hostKey: SshKeyPair): Promise<MemberIdentityExtra> {
   const x509 = issueIdentityCertificate({
     caCertPem: v.caCertPem,
     caKeyPem: v.caKeyPem,
@@ -67,10 +61,7 @@ async function issue(
       `sshCaPrivateKey (${signedBy}) is not the key of sshCaPublicKey (${expected}); pass the keys of one TvdAuthority`,
     );
   }
-  const publicInputs: Record<string, unknown> = { ...v };
-  for (const key of CA_SECRETS) delete publicInputs[key];
-  return wireSafe({
-    ...(publicInputs as Omit<MemberIdentityInputs, (typeof CA_SECRETS)[number]>),
+  return {
     sshHostPrivateKey: hostKey.privateKey,
     sshHostPublicKey: hostKey.publicKey,
     sshHostKeyFingerprint: hostKey.fingerprint,
@@ -79,14 +70,12 @@ async function issue(
     x509CertPem: x509.certPem,
     x509KeyPem: x509.keyPem,
     x509Serial: x509.serial,
-    inputKeys: Object.keys(userSet).sort(),
-    providerVersion,
-  });
+  };
 }
 
 /** The host key a member was created with, from its stored outputs. */
-function hostKeyOf(olds: Record<string, unknown>): SshKeyPair {
-  const { sshHostPrivateKey, sshHostPublicKey } = olds;
+function hostKeyOf(state: Record<string, unknown>): SshKeyPair {
+  const { sshHostPrivateKey, sshHostPublicKey } = state;
   if (typeof sshHostPrivateKey !== "string" || typeof sshHostPublicKey !== "string") {
     throw new Error(
       "the stored MemberIdentity holds no SSH host key; replace the resource (pulumi up --replace <urn>) to make a new one",
@@ -99,49 +88,43 @@ function hostKeyOf(olds: Record<string, unknown>): SshKeyPair {
   };
 }
 
-export const memberIdentityLifecycle = {
-  check: checkWith(memberIdentitySchema),
-
-  async diff(
-    _id: string,
-    olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.DiffResult> {
-    return localDiffResult(diffMemberIdentity(olds, news));
-  },
-
-  async create(props: Record<string, unknown>): Promise<pulumi.dynamic.CreateResult> {
-    const v = parse(props);
-    const hostKey = await generateSshKeyPair(`${v.memberName} host key`);
-    return { id: v.memberName, outs: await issue(v, hostKey, userProps(props)) };
-  },
+export const definition: ResourceDefinition<MemberIdentityInputs, MemberIdentityExtra> = {
+  kind: "MemberIdentity",
+  schema: memberIdentitySchema,
+  shape: memberIdentitySchema.shape,
+  changes,
+  secrets: CA_SECRETS,
+  // The TVD's CA keys live in the TvdAuthority's state only.
+  transient: CA_SECRETS,
+  id: (v) => v.memberName,
 
   /**
    * The state is the identity; what can be observed is OpenSSH's own reading of the stored host
    * certificate, whose principals are reported as the names it really certifies.
    */
-  async read(id: string, props: Record<string, unknown>): Promise<pulumi.dynamic.ReadResult> {
-    const outputs = userProps(props);
-    const userSet = userSetOf(props);
-    const seen = await describeCertificate(String(outputs.sshHostCertificate));
-    const declared = comparableInputs(memberIdentitySchema, userSet);
-    for (const key of CA_SECRETS) delete declared[key];
-    const observed = { ...declared, ...namesOfPrincipals(seen.principals) };
-    return readResult(id, {
+  async observe(ctx) {
+    const cert = await describeCertificate(String(ctx.state.sshHostCertificate));
+    return {
       gone: false,
-      outputs: { ...outputs, sshCertSerial: seen.serial },
-      inputs: wireSafe(observedInputs(userSet, declared, observed)),
-    });
+      seen: namesOfPrincipals(cert.principals),
+      extra: {
+        ...(storedExtra(definition, ctx.state) as unknown as MemberIdentityExtra),
+        sshCertSerial: cert.serial,
+      },
+    };
   },
 
-  async update(
-    _id: string,
-    olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.UpdateResult> {
-    return { outs: await issue(parse(news), hostKeyOf(olds), userProps(news)) };
+  async create(_ctx, v) {
+    return issue(v, await generateSshKeyPair(`${v.memberName} host key`));
+  },
+
+  /** Reissues both certificates for the host key the member was created with. */
+  async update(ctx, v) {
+    return issue(v, hostKeyOf(ctx.state));
   },
 
   /** The identity lived only in the stack's state. */
-  async delete(): Promise<void> {},
+  async delete() {},
 };
+
+export const memberIdentityLifecycle = defineResource(definition);

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { serializableProvider } from "../../dynamic";
+import { resourceOwner, serializableProvider } from "../../dynamic";
 import type { TvdAuthority } from "../tvdAuthority/resource";
 
 export interface MemberIdentityArgs {
@@ -51,6 +51,7 @@ export class MemberIdentity extends pulumi.dynamic.Resource {
       serializableProvider("MemberIdentity"),
       name,
       {
+        owner: resourceOwner("MemberIdentity", name),
         memberName: args.memberName,
         hostnames: args.hostnames,
         ipAddresses: args.ipAddresses,

@@ -18,7 +18,8 @@ export const tvdAuthoritySchema = z.strictObject({
 
 export type TvdAuthorityInputs = z.output<typeof tvdAuthoritySchema>;
 
-export interface TvdAuthorityOutputs extends TvdAuthorityInputs {
+/** The outputs beyond the inputs: the CA, made once at create and kept in the state only. */
+export interface TvdAuthorityExtra {
   readonly caCertPem: string;
   /** Secret. */
   readonly caKeyPem: string;
@@ -28,7 +29,4 @@ export interface TvdAuthorityOutputs extends TvdAuthorityInputs {
   /** Secret. */
   readonly sshCaPrivateKey: string;
   readonly sshCaFingerprint: string;
-  /** Which inputs the user set, for read to report only those. */
-  readonly inputKeys: string[];
-  readonly providerVersion: string;
 }

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { serializableProvider } from "../../dynamic";
+import { resourceOwner, serializableProvider } from "../../dynamic";
 
 export interface TvdAuthorityArgs {
   /** The TVD this CA anchors; the CA certificate's subject is `CN=<tvdName> TVD CA, O=pulumi-tvd`. */
@@ -37,6 +37,7 @@ export class TvdAuthority extends pulumi.dynamic.Resource {
       serializableProvider("TvdAuthority"),
       name,
       {
+        owner: resourceOwner("TvdAuthority", name),
         tvdName: args.tvdName,
         validityDays: args.validityDays,
         // Every output the class declares must be in the bag, set or not.
