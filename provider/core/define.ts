@@ -194,7 +194,7 @@ export function checkOf<V extends object, X extends object>(def: ResourceDefinit
       if (props[key] !== undefined) {
         inputs[key] = props[key];
       } else if (oldDefaulted.has(key) && olds[key] !== undefined && hasStaticDefault(field)) {
-        inputs[key] = olds[key];
+        inputs[key] = declaredOf(field, olds[key]);
         defaulted.push(key);
       } else if (hasStaticDefault(field)) {
         defaulted.push(key);
@@ -210,7 +210,8 @@ export function checkOf<V extends object, X extends object>(def: ResourceDefinit
       const derived: Record<string, unknown> = def.derived ? { ...def.derived(v) } : {};
       for (const k of Object.keys(derived)) {
         if (inputs[k] !== undefined) continue;
-        if (oldDefaulted.has(k) && olds[k] !== undefined) derived[k] = olds[k];
+        if (oldDefaulted.has(k) && olds[k] !== undefined)
+          derived[k] = declaredOf(def.shape[k as keyof V & string], olds[k]);
         if (derived[k] !== undefined) defaulted.push(k);
       }
       checked = {
@@ -240,7 +241,7 @@ export function checkOf<V extends object, X extends object>(def: ResourceDefinit
       // A derived default kept in state stays as it is while other inputs are unknown.
       for (const k of oldDefaulted)
         if (k in def.shape && inputs[k] === undefined && olds[k] !== undefined && !holdsUnknown(olds[k])) {
-          checked[k] = olds[k];
+          checked[k] = declaredOf(def.shape[k as keyof V & string], olds[k]);
           defaulted.push(k);
         }
     }
@@ -439,6 +440,17 @@ export function defineResource<V extends object, X extends object>(def: Resource
       const seen = await def.observe(ctx, v);
       if (seen.gone) return {};
       const outs = outputsOf(def, v, props, seen, undefined);
+      // A default the host no longer has is not kept: check fills the declared one in again, so
+      // the drift shows (inputs carry the host's values, and check keeps old defaults from them).
+      if (Array.isArray(props[DEFAULTED]))
+        outs[DEFAULTED] = (props[DEFAULTED] as string[]).filter(
+          (k) =>
+            !(k in seen.seen) ||
+            isDeepStrictEqual(
+              declaredOf(def.shape[k as keyof V & string], (seen.seen as Record<string, unknown>)[k]),
+              (v as Record<string, unknown>)[k],
+            ),
+        );
       const inputs = Object.fromEntries(
         [...Object.keys(def.shape), OWNER, DEFAULTED]
           .filter((k) => outs[k] !== undefined)
@@ -471,7 +483,14 @@ export function defineResource<V extends object, X extends object>(def: Resource
       const state = { ...olds, ...news, ...(made ?? {}) };
       const seen = await def.observe({ ...ctx, owner, state }, { ...v, ...(made ?? {}) } as V);
       return {
-        outs: outputsOf(def, v, news, seen, { ...storedExtra(def, olds), ...(made ?? {}) } as Partial<X>),
+        // What the host shows now wins over what the state kept from the last apply (a domid).
+        outs: outputsOf(
+          def,
+          v,
+          news,
+          { ...seen, extra: { ...storedExtra(def, olds), ...seen.extra } as X },
+          made,
+        ),
       };
     },
 

@@ -221,7 +221,8 @@ export function declareInProgram(
   const failures: Array<{ property: string; reason: string }> = [];
   const name = (key: string) => key.replace(/^\w+:/, "");
   for (const item of items) {
-    const k = `${host} ${item.key}`;
+    // One program is one stack: resources of other stacks (a test driving two) meet on the host.
+    const k = `${owner.split(" ")[0]} ${host} ${item.key}`;
     const other = declared.get(k);
     if (item.use) {
       // Using what another resource owns is normal (a seed attached to its guest), but never a key image.

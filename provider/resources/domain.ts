@@ -219,8 +219,12 @@ export async function updateDomain<V extends DomainInputs>(
   const running = report.domain.running;
   const renamed = oldName !== v.name;
   const desired = kind.renderConfig(v);
-  const differs =
-    running && (renamed || disk.restart === true || runningDiffers(report.domain.config, desired).length > 0);
+  const fields = running ? runningDiffers(report.domain.config, desired) : [];
+  const differs = running && (renamed || disk.restart === true || fields.length > 0);
+  if (differs)
+    console.error(
+      `pulumi-tvd: restarting ${kind.what} ${oldName} on ${dom0.endpoint}: ${renamed ? `renamed to ${v.name}` : disk.restart ? "its disk was remade" : `the running domain differs in ${fields.join(", ")}`}`,
+    );
   if (running && (differs || !v.running))
     await stopDomain(kind, dom0, v, oldName, renamed ? "rename" : differs ? "restart" : "stop");
   if (disk.prepare) await disk.prepare();

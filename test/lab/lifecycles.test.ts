@@ -4,10 +4,15 @@
  * survives restarts, a lost image or a UUID change is refused, and a guest restart keeps its
  * overlay.
  */
-import { guestLifecycle } from "../../provider/resources/guest/provider";
-import { vtpmLifecycle } from "../../provider/resources/vtpm/provider";
-import { vtpmManagerLifecycle } from "../../provider/resources/vtpmManager/provider";
+import * as guest from "../../provider/resources/guest/provider";
+import * as vtpm from "../../provider/resources/vtpm/provider";
+import * as manager from "../../provider/resources/vtpmManager/provider";
+import { viaEngine } from "../support/engine";
 import { startTestLab, type TestLab } from "../support/lab";
+
+const guestLifecycle = viaEngine(guest.guestLifecycle);
+const vtpmLifecycle = viaEngine(vtpm.vtpmLifecycle);
+const vtpmManagerLifecycle = viaEngine(manager.vtpmManagerLifecycle);
 
 jest.setTimeout(120_000);
 
@@ -86,9 +91,9 @@ describe("Vtpm", () => {
     await lab.xl(A, "destroy", "guard-vtpm");
     await sh("rm /var/lib/xen/vtpm/guard-vtpm.img");
     const state = await refreshed(vtpmLifecycle, id, outs);
-    expect(state.imagePresent).toBe(false);
+    expect(state.imagePath).toMatch(/missing on the host/);
     await expect(vtpmLifecycle.diff(id, state, vtpmInputs("guard-vtpm"))).rejects.toThrow(
-      "vTPM image missing: its keys are lost; set allowStateReset to create a new one",
+      /keys would be lost; set allowStateReset: true .*a missing image at \/var\/lib\/xen\/vtpm\/guard-vtpm.img means they are lost already/,
     );
     await vtpmLifecycle.delete(id, state);
   });
@@ -128,16 +133,21 @@ describe("Vtpm", () => {
   it("adopts an existing vTPM with its own UUID, and names every differing field otherwise", async () => {
     const made = await vtpmLifecycle.create(vtpmInputs("old-vtpm", { hwInitPcr: "0-7" }));
     const uuid = made.outs.uuid as string;
-    // Another stack takes it over: without a UUID it keeps the one its keys are bound to.
-    const adopted = await vtpmLifecycle.create(vtpmInputs("old-vtpm", { hwInitPcr: "0-7", adopt: true }));
+    // Its stack lets it go (records removed, everything left on the host), and another stack
+    // takes it over, declaring the UUID its keys are bound to.
+    await sh("rm -f /var/lib/xen/pulumi-tvd/owners/*");
+    const other = viaEngine(vtpm.vtpmLifecycle, "lab/other");
+    const adopted = await other.create(vtpmInputs("old-vtpm", { hwInitPcr: "0-7", uuid, adopt: true }));
     expect(adopted.outs.uuid).toBe(uuid);
     await expect(
-      vtpmLifecycle.create(vtpmInputs("old-vtpm", { memoryMiB: 32, logLevel: "debug", adopt: true })),
-    ).rejects.toThrow(
-      /cannot adopt vTPM old-vtpm .*differs in extra.*differs in memory|differs in memory.*extra/,
+      other.create(vtpmInputs("old-vtpm", { memoryMiB: 32, logLevel: "debug", uuid, adopt: true })),
+    ).rejects.toThrow(/cannot adopt vTPM old-vtpm .*(logLevel.*memoryMiB|memoryMiB.*logLevel)/);
+    // Without its UUID, adopting would bind the keys to a new identity: named as the difference.
+    await expect(other.create(vtpmInputs("old-vtpm", { hwInitPcr: "0-7", adopt: true }))).rejects.toThrow(
+      /cannot adopt vTPM old-vtpm .*uuid: .*changed on the host/,
     );
-    await expect(vtpmLifecycle.create(vtpmInputs("never-made", { adopt: true }))).rejects.toThrow(
-      /cannot adopt vTPM never-made .*image \/var\/lib\/xen\/vtpm\/never-made\.img does not exist/,
+    await expect(other.create(vtpmInputs("never-made", { adopt: true }))).rejects.toThrow(
+      /cannot adopt vTPM never-made .*imagePath: \/var\/lib\/xen\/vtpm\/never-made\.img \(missing on the host\)/,
     );
   });
 });
@@ -146,7 +156,11 @@ describe("Guest", () => {
   it("restarts for a memory change and keeps its overlay; a new base image is a replace", async () => {
     await vtpmLifecycle.create(vtpmInputs("r1-vtpm"));
     const { id, outs } = await guestLifecycle.create(guestInputs("r1", { vtpm: "r1-vtpm" }));
-    expect(outs).toMatchObject({ running: true, vtpmAttached: true, overlayPresent: true });
+    expect(outs).toMatchObject({
+      running: true,
+      vtpmAttached: true,
+      overlayPath: "/var/lib/xen/images/r1.qcow2",
+    });
     await sh("printf DATA | dd of=/var/lib/xen/images/r1.qcow2 bs=1 seek=1048576 conv=notrunc status=none");
     const news = guestInputs("r1", { vtpm: "r1-vtpm", memoryMiB: 96 });
     expect(await guestLifecycle.diff(id, outs, news)).toMatchObject({ changes: true, replaces: [] });
@@ -157,6 +171,12 @@ describe("Guest", () => {
     expect(
       await guestLifecycle.diff(id, after, guestInputs("r1", { baseImage: "/var/lib/xen/images/other.raw" })),
     ).toMatchObject({ replaces: ["baseImage"], deleteBeforeReplace: true });
+    // A config edited by hand while the domain matches it is rewritten, without a restart.
+    await sh("sed -i 's/^memory = .*/memory = 200/' /etc/xen/r1.cfg");
+    const edited = await refreshed(guestLifecycle, id, after);
+    expect(edited.memoryMiB).toBe(200);
+    const { outs: repaired } = await guestLifecycle.update(id, edited, news);
+    expect(repaired).toMatchObject({ memoryMiB: 96, domid: after.domid });
   });
 
   it("says the fix when the base image is missing, and leaves nothing behind", async () => {
@@ -168,13 +188,20 @@ describe("Guest", () => {
 
   it("adopts an existing guest, and names every differing field otherwise", async () => {
     const { outs } = await guestLifecycle.create(guestInputs("g-old", { vcpus: 2 }));
-    const adopted = await guestLifecycle.create(guestInputs("g-old", { vcpus: 2, adopt: true }));
+    // Taken over by another stack (adopt), and refused without adopt, naming the owner.
+    const other = viaEngine(guest.guestLifecycle, "lab/other");
+    await expect(other.create(guestInputs("g-old", { vcpus: 2 }))).rejects.toThrow(
+      /guest domain g-old already exists on .*owned by lab\/test g-old/,
+    );
+    const free = await sh("rm -f /var/lib/xen/pulumi-tvd/owners/* && echo ok");
+    expect(free).toBe("ok\n");
+    const adopted = await other.create(guestInputs("g-old", { vcpus: 2, adopt: true }));
     expect(adopted.outs).toMatchObject({ running: true, domid: outs.domid });
     await expect(
-      guestLifecycle.create(guestInputs("g-old", { vcpus: 1, memoryMiB: 80, adopt: true })),
-    ).rejects.toThrow(
-      /cannot adopt guest g-old .*config \/etc\/xen\/g-old\.cfg differs in (memory|vcpus).*differs in (memory|vcpus)/,
-    );
+      viaEngine(guest.guestLifecycle, "lab/third").create(
+        guestInputs("g-old", { vcpus: 1, memoryMiB: 80, adopt: true }),
+      ),
+    ).rejects.toThrow(/owned by lab\/other g-old/);
   });
 
   it("delete is idempotent and removes config and overlay", async () => {
