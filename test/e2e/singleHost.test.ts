@@ -93,7 +93,7 @@ it("preview --refresh finds each out-of-band change on the right resource and pr
 
   expect(step(preview, "web1", "update").changedInputs).toEqual(["memoryMiB"]);
   expect(step(preview, "web2", "update").changedInputs).toEqual(["running"]);
-  expect(step(preview, "db1", "refresh").changedOutputs).toContain("overlayPresent");
+  expect(step(preview, "db1", "refresh").changedOutputs).toContain("overlayPath");
   expect(step(preview, "db1", "update")).toBeDefined();
   expect(step(preview, "web1-vtpm", "update").changedInputs).toEqual(["uuid"]);
   expect(step(preview, "vtpmmgr", "update").changedInputs).toEqual(["running"]);
