@@ -278,11 +278,18 @@ export class Dom0 {
   }
 
   /**
-   * Removes the bridge and its VXLAN; gone already is fine. Throws BridgeInUseError while other
-   * interfaces (guests' vifs) are still on the bridge.
+   * Removes the bridge and its VXLAN, or only those of the two that `remove` names (what the
+   * network owns); gone already is fine. Throws BridgeInUseError, removing nothing, while other
+   * interfaces (guests' vifs) are still on a bridge to remove.
    */
-  async deleteVxlanBridge(bridge: string, vxlan: string): Promise<void> {
-    const r = await this.script(TVD_NET_DELETE, [bridge, vxlan], { lock: `bridge-${bridge}` });
+  async deleteVxlanBridge(
+    bridge: string,
+    vxlan: string,
+    remove: { readonly bridge: boolean; readonly vxlan: boolean } = { bridge: true, vxlan: true },
+  ): Promise<void> {
+    if (!remove.bridge && !remove.vxlan) return;
+    const flags = [remove.bridge ? "1" : "0", remove.vxlan ? "1" : "0"];
+    const r = await this.script(TVD_NET_DELETE, [bridge, vxlan, ...flags], { lock: `bridge-${bridge}` });
     if (r.exitCode === EXIT_BUSY) {
       const ports = r.stdout
         .trim()

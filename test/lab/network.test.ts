@@ -7,7 +7,10 @@
 import { readFileSync } from "node:fs";
 import { alive, inHost } from "../../lab/host";
 import { labStatus, labUp } from "../../lab/lab";
-import { tvdNetworkLifecycle } from "../../provider/resources/tvdNetwork/provider";
+import { OwnershipConflictError, type Artifact } from "../../provider/core/ownership";
+import { Dom0 } from "../../provider/dom0/dom0";
+import { tvdNetworkLifecycle as net } from "../../provider/resources/tvdNetwork/provider";
+import { connectionSchema } from "../../provider/transport/connection";
 import { cfg, startTestLab, type TestLab } from "../support/lab";
 
 jest.setTimeout(180_000);
@@ -41,6 +44,42 @@ const netInputs = (tvd: string, vni: number, host: string, hosts: string[]): Pro
   localIp: ip(host),
   peers: hosts.filter((h) => h !== host).map(ip),
 });
+
+/** The owner a program would give the network of `tvd` on `host`. */
+const ownerOf = (tvd: string, host: string) => `lab/test TvdNetwork ${tvd}-net-${host}`;
+
+/** What check makes of the inputs (defaults, the owner), as the engine passes them on. */
+async function checked(owner: string, inputs: Props, olds: Props = {}): Promise<Props> {
+  const r = await net.check(olds, { owner, ...inputs });
+  expect(r.failures ?? []).toEqual([]);
+  return r.inputs as Props;
+}
+
+const dom0Of = async (host: string) => Dom0.connect(connectionSchema.parse(connection[host]));
+const bridgeArtifact = (name: string): Artifact => ({
+  type: "bridge",
+  name,
+  role: "TVD bridge",
+  property: "bridge",
+});
+const vxlanArtifact = (name: string): Artifact => ({
+  type: "link",
+  name,
+  role: "TVD VXLAN",
+  property: "vni",
+});
+
+/** A link's MTU on a host, as `ip` shows it. */
+async function mtuOf(host: string, dev: string): Promise<string> {
+  const r = await lab.sh(host, 'ip -o link show dev "$1"', dev);
+  return /\smtu (\d+)\s/.exec(r.stdout)?.[1] ?? `(no ${dev}: ${r.stderr.trim()})`;
+}
+
+/** Who the host's ownership records name as the owners of a bridge and a VXLAN. */
+async function recorded(host: string, bridge: string, vxlan: string) {
+  const r = await (await dom0Of(host)).owners([bridgeArtifact(bridge), vxlanArtifact(vxlan)]);
+  return { bridge: r.get(`bridge:${bridge}`)?.owner, vxlan: r.get(`link:${vxlan}`)?.owner };
+}
 
 /** A guest domain with one vif, as a TVD member's xl config would have it. */
 async function guest(host: string, name: string, vif: string): Promise<void> {
@@ -134,29 +173,34 @@ describe("TvdNetwork", () => {
     A: () => netInputs("red", 100, A, [A, B, C]),
     C: () => netInputs("red", 100, C, [A, B, C]),
   };
-  const nets: Array<{ host: string; inputs: Props; outs: Props }> = [];
+  const nets: Array<{ host: string; owner: string; inputs: Props; outs: Props }> = [];
+  const stateOf = (tvd: string, host: string) => nets.find((n) => n.owner === ownerOf(tvd, host))!;
+  const IN_PLACE = { changes: true, replaces: [], deleteBeforeReplace: false };
 
-  it("builds red on a, b, c and blue on a, b; their guests reach only their own TVD", async () => {
+  /** A refresh, then the plan: the host read back, the inputs checked against the refreshed ones, the diff. */
+  async function refreshed(owner: string, state: Props, inputs: Props) {
+    const read = await net.read(inputs.bridge as string, state);
+    const news = await checked(owner, inputs, read.inputs as Props);
+    return { props: read.props!, news, diff: await net.diff(inputs.bridge as string, read.props!, news) };
+  }
+
+  it("builds red on a, b, c and blue on a, b, each device recorded as its network's; their guests reach only their own TVD", async () => {
     for (const [tvd, vni, hosts] of [
       ["red", 100, [A, B, C]],
       ["blue", 200, [A, B]],
     ] as const) {
       for (const host of hosts) {
-        const inputs = netInputs(tvd, vni, host, [...hosts]);
-        expect((await tvdNetworkLifecycle.check({}, inputs)).failures).toBeUndefined();
-        const { id, outs } = await tvdNetworkLifecycle.create(inputs);
+        const owner = ownerOf(tvd, host);
+        const inputs = await checked(owner, netInputs(tvd, vni, host, [...hosts]));
+        const { id, outs } = await net.create(inputs);
         expect(id).toBe(`tvd-${tvd}`);
-        expect(outs).toMatchObject({
-          bridgePresent: true,
-          vxlanPresent: true,
-          vxlanOnBridge: true,
-          mtu: 1450,
-        });
-        nets.push({ host, inputs, outs });
+        expect(outs).toMatchObject({ bridge: `tvd-${tvd}`, vni, mtu: 1450, owner });
+        expect(await recorded(host, `tvd-${tvd}`, `vx${vni}`)).toEqual({ bridge: owner, vxlan: owner });
+        nets.push({ host, owner, inputs, outs });
       }
     }
-    // Create again is a no-op (idempotent).
-    await tvdNetworkLifecycle.create(red.A());
+    // Create again is a no-op (idempotent): the records are its own.
+    await net.create(stateOf("red", A).inputs);
     expect((await lab.sh(A, "bridge fdb show dev vx100 | grep -c '^00:00:00:00:00:00'")).stdout.trim()).toBe(
       "2",
     );
@@ -175,30 +219,153 @@ describe("TvdNetwork", () => {
     expect(await pings(B, "blue-b", "10.50.0.13")).toBe(false);
   });
 
+  it("preview --refresh --diff right after a clean up showed every TvdNetwork's ports as changed: a refresh after guests joined now shows nothing", async () => {
+    for (const n of nets) {
+      const { props, diff } = await refreshed(n.owner, n.outs, n.inputs);
+      expect(props).toEqual(n.outs);
+      expect(props).not.toHaveProperty("ports");
+      expect(diff).toEqual({ changes: false });
+    }
+  });
+
   it("reports a peer removed out of band on peers, and update puts it back", async () => {
     await lab.sh(C, 'bridge fdb del 00:00:00:00:00:00 dev vx100 dst "$1"', ip(A));
     expect(await pings(C, "red-c", "10.50.0.11")).toBe(false);
-    const state = nets.find((n) => n.host === C && n.inputs.bridge === "tvd-red")!.outs;
-    const read = await tvdNetworkLifecycle.read("tvd-red", state);
-    expect(read.inputs?.peers).toEqual([ip(B)]);
-    expect(read.props?.peers).toEqual([ip(B)]);
-    const diff = await tvdNetworkLifecycle.diff("tvd-red", read.props!, red.C());
-    expect(diff).toMatchObject({ changes: true, replaces: [] });
-    const { outs } = await tvdNetworkLifecycle.update("tvd-red", read.props!, red.C());
-    expect(outs.peers).toEqual([ip(A), ip(B)]);
+    const n = stateOf("red", C);
+    const { props, news, diff } = await refreshed(n.owner, n.outs, red.C());
+    expect(props.peers).toEqual([ip(B)]);
+    expect(diff).toEqual(IN_PLACE);
+    n.outs = (await net.update("tvd-red", props, news)).outs;
+    expect(n.outs.peers).toEqual([ip(A), ip(B)]);
     expect(await pings(C, "red-c", "10.50.0.11")).toBe(true);
-    const again = await tvdNetworkLifecycle.read("tvd-red", outs);
-    expect((await tvdNetworkLifecycle.diff("tvd-red", again.props!, red.C())).changes).toBe(false);
+    expect((await refreshed(n.owner, n.outs, red.C())).diff).toEqual({ changes: false });
+  });
+
+  it("puts back an MTU changed by hand, though the MTU is a default kept in state", async () => {
+    const n = stateOf("red", C);
+    expect(n.inputs.defaultedKeys).toContain("mtu");
+    // Both devices, as one would by hand; one alone shows as the two at odds.
+    await lab.sh(C, "ip link set dev vx100 mtu 1400 && ip link set dev tvd-red mtu 1400");
+    const once = await refreshed(n.owner, n.outs, red.C());
+    expect(once.props).toMatchObject({ mtu: 1400 });
+    // Refreshed twice: the declared default still wins over what the host shows.
+    const { props, news, diff } = await refreshed(n.owner, once.props, red.C());
+    expect(news.mtu).toBe(1450);
+    expect(diff).toEqual(IN_PLACE);
+    n.outs = (await net.update("tvd-red", props, news)).outs;
+    expect(n.outs).toMatchObject({ mtu: 1450, defaultedKeys: expect.arrayContaining(["mtu"]) });
+    expect(await mtuOf(C, "tvd-red")).toBe("1450");
+
+    // The bridge alone: the two devices at odds are drift on the declared MTU.
+    await lab.sh(C, "ip link set dev tvd-red mtu 1400");
+    const odds = await refreshed(n.owner, n.outs, red.C());
+    expect(odds.props).toMatchObject({ mtu: "1450 (changed on the host: tvd-red has MTU 1400, vx100 1450)" });
+    expect(odds.diff).toEqual(IN_PLACE);
+    n.outs = (await net.update("tvd-red", odds.props, odds.news)).outs;
+    expect(await mtuOf(C, "tvd-red")).toBe("1450");
+    expect((await refreshed(n.owner, n.outs, red.C())).diff).toEqual({ changes: false });
+  });
+
+  it("shows a VXLAN deleted or taken off the bridge as drift on vni, and update remakes it in place", async () => {
+    const n = stateOf("red", C);
+    for (const [spoil, marker] of [
+      ["ip link del dev vx100", "100 (missing on the host: no VXLAN vx100)"],
+      ["ip link set dev vx100 nomaster", "100 (changed on the host: vx100 is not on tvd-red)"],
+    ]) {
+      await lab.sh(C, spoil);
+      expect(await pings(C, "red-c", "10.50.0.11")).toBe(false);
+      const { props, news, diff } = await refreshed(n.owner, n.outs, red.C());
+      expect(props).toMatchObject({ bridge: "tvd-red", vni: marker });
+      expect(diff).toEqual(IN_PLACE);
+      n.outs = (await net.update("tvd-red", props, news)).outs;
+      expect(n.outs).toMatchObject({ vni: 100, peers: [ip(A), ip(B)] });
+      expect(await pings(C, "red-c", "10.50.0.11")).toBe(true);
+      expect(await recorded(C, "tvd-red", "vx100")).toEqual({ bridge: n.owner, vxlan: n.owner });
+    }
+  });
+
+  it("shows a bridge deleted by hand as drift on bridge, and update remakes it", async () => {
+    const owner = ownerOf("green", B);
+    const inputs = await checked(owner, netInputs("green", 300, B, [B]));
+    const { outs } = await net.create(inputs);
+    await lab.sh(B, "ip link del dev tvd-green");
+    const { props, news, diff } = await refreshed(owner, outs, inputs);
+    expect(props).toMatchObject({
+      bridge: "tvd-green (missing on the host)",
+      vni: "300 (changed on the host: vx300 is not on tvd-green)",
+    });
+    expect(diff).toEqual(IN_PLACE);
+    const { outs: repaired } = await net.update("tvd-green", props, news);
+    expect(repaired).toMatchObject({ bridge: "tvd-green", vni: 300 });
+    expect((await lab.sh(B, "ip -o link show dev vx300")).stdout).toMatch(/master tvd-green/);
+    await net.delete("tvd-green", repaired);
+    expect(await recorded(B, "tvd-green", "vx300")).toEqual({ bridge: undefined, vxlan: undefined });
+  });
+
+  it("TvdNetwork takes over an existing bridge (br0) and changes its MTU: refused unless adopt: true", async () => {
+    await lab.sh(A, "ip link add br0 type bridge && ip link set dev br0 mtu 1500 && ip link set br0 up");
+    const owner = "lab/test TvdNetwork lan";
+    const inputs = await checked(owner, { ...netInputs("lan", 400, A, [A]), bridge: "br0" });
+    const failure = net.create(inputs);
+    await expect(failure).rejects.toThrow(OwnershipConflictError);
+    await expect(failure).rejects.toThrow(
+      `TVD bridge br0 already exists on ${(await dom0Of(A)).endpoint}, not made by pulumi-tvd for this resource ` +
+        "(no ownership record); set adopt: true to take it over, or choose another bridge",
+    );
+    expect(await mtuOf(A, "br0")).toBe("1500");
+    expect((await lab.sh(A, "ip link show dev vx400")).exitCode).not.toBe(0);
+    expect(await recorded(A, "br0", "vx400")).toEqual({ bridge: undefined, vxlan: undefined });
+
+    const adopted = await checked(owner, { ...netInputs("lan", 400, A, [A]), bridge: "br0", adopt: true });
+    const { outs } = await net.create(adopted);
+    expect(await mtuOf(A, "br0")).toBe("1450");
+    expect(await recorded(A, "br0", "vx400")).toEqual({ bridge: owner, vxlan: owner });
+    // Taken over, it is the network's: delete removes it.
+    await net.delete("br0", outs);
+    expect((await lab.sh(A, "ip link show dev br0")).exitCode).not.toBe(0);
+  });
+
+  it("refuses another stack's bridge or VXLAN, adopt or not, naming its owner", async () => {
+    const other = "other/stack TvdNetwork red";
+    const inputs = await checked(other, red.A());
+    for (const adopt of [false, true]) {
+      await expect(net.create({ ...inputs, adopt })).rejects.toThrow(
+        `TVD bridge tvd-red already exists on ${(await dom0Of(A)).endpoint}, owned by ${ownerOf("red", A)} (its TVD bridge)`,
+      );
+    }
+    // Another bridge, but red's VNI.
+    await expect(net.create(await checked(other, { ...red.A(), bridge: "tvd-red2" }))).rejects.toThrow(
+      `TVD VXLAN vx100 already exists on ${(await dom0Of(A)).endpoint}, owned by ${ownerOf("red", A)} (its TVD VXLAN)`,
+    );
+    expect((await lab.sh(A, "ip link show dev tvd-red2")).exitCode).not.toBe(0);
   });
 
   it("classifies a VNI change as a replace", async () => {
-    const diff = await tvdNetworkLifecycle.diff("tvd-red", nets[0].outs, { ...red.A(), vni: 101 });
+    const n = stateOf("red", A);
+    const diff = await net.diff("tvd-red", n.outs, await checked(n.owner, { ...red.A(), vni: 101 }));
     expect(diff).toMatchObject({ changes: true, replaces: ["vni"], deleteBeforeReplace: true });
+  });
+
+  it("delete removes only what the network owns", async () => {
+    const owner = ownerOf("grey", B);
+    const { outs } = await net.create(await checked(owner, netInputs("grey", 500, B, [B])));
+    // The bridge's record now names someone else: delete leaves the bridge, removes the VXLAN.
+    const dom0 = await dom0Of(B);
+    await dom0.release(owner, ["bridge:tvd-grey"]);
+    await dom0.claim("lab/test other", [bridgeArtifact("tvd-grey")], true);
+    const log = jest.spyOn(console, "error").mockImplementation(() => undefined);
+    await net.delete("tvd-grey", outs);
+    log.mockRestore();
+    expect((await lab.sh(B, "ip link show dev tvd-grey")).exitCode).toBe(0);
+    expect((await lab.sh(B, "ip link show dev vx500")).exitCode).not.toBe(0);
+    expect(await recorded(B, "tvd-grey", "vx500")).toEqual({ bridge: "lab/test other", vxlan: undefined });
+    await dom0.release("lab/test other", ["bridge:tvd-grey"]);
+    await lab.sh(B, "ip link del dev tvd-grey");
   });
 
   it("refuses to delete while a guest's vif is on the bridge, naming it; deletes once guests are gone", async () => {
     const domid = (await lab.xl(A, "domid", "red-a")).stdout.trim();
-    await expect(tvdNetworkLifecycle.delete("tvd-red", nets[0].outs)).rejects.toThrow(
+    await expect(net.delete("tvd-red", stateOf("red", A).outs)).rejects.toThrow(
       new RegExp(`vif${domid}\\.0 \\(domain red-a\\).*guests must go first`),
     );
     expect((await lab.sh(A, "ip link show dev tvd-red && ip link show dev vx100")).exitCode).toBe(0);
@@ -212,18 +379,14 @@ describe("TvdNetwork", () => {
       expect((await lab.xl(host, "destroy", name)).exitCode).toBe(0);
     }
     for (const n of nets) {
-      await tvdNetworkLifecycle.delete(n.inputs.bridge as string, n.outs);
-      // Idempotent.
-      await tvdNetworkLifecycle.delete(n.inputs.bridge as string, n.outs);
+      const bridge = n.inputs.bridge as string;
       const vx = `vx${n.inputs.vni as number}`;
-      const left = await lab.sh(
-        n.host,
-        'ip link show dev "$1" || ip link show dev "$2"',
-        n.inputs.bridge as string,
-        vx,
-      );
+      await net.delete(bridge, n.outs);
+      // Idempotent.
+      await net.delete(bridge, n.outs);
+      const left = await lab.sh(n.host, 'ip link show dev "$1" || ip link show dev "$2"', bridge, vx);
       expect(left.exitCode).not.toBe(0);
-      expect(await tvdNetworkLifecycle.read(n.inputs.bridge as string, n.outs)).toEqual({});
+      expect(await recorded(n.host, bridge, vx)).toEqual({ bridge: undefined, vxlan: undefined });
     }
   });
 });

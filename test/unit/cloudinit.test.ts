@@ -1,8 +1,9 @@
 import { buildSeedImage, readSeedFile } from "../../provider/cloudinit/image";
 import { renderSeedFiles, toYaml, type MemberSeed } from "../../provider/cloudinit/render";
+import { driftMarker, UNKNOWN } from "../../provider/core/define";
+import { declareInProgram, resetProgramDeclarations } from "../../provider/core/ownership";
 import { memberSeedOf, seedImageSchema } from "../../provider/resources/seedImage/args";
-import { seedImageLifecycle } from "../../provider/resources/seedImage/provider";
-import { UNKNOWN } from "../../provider/dynamic";
+import { definition, seedDrift, seedImageLifecycle } from "../../provider/resources/seedImage/provider";
 import { validate } from "../../provider/validation";
 
 const HOST_KEY =
@@ -302,23 +303,6 @@ describe("SeedImage inputs", () => {
     ]);
   });
 
-  it("diffs a seed not known yet at preview as an in-place change, unless the path moves", async () => {
-    const olds = {
-      connection,
-      name: "m1",
-      seed: { hostname: "m1" },
-      present: true,
-      sha256: "a",
-      observedSha256: "a",
-    };
-    const news = { connection, name: "m1", seed: UNKNOWN };
-    expect(await seedImageLifecycle.diff("m1", olds, news)).toMatchObject({ changes: true, replaces: [] });
-    expect(
-      await seedImageLifecycle.diff("m1", olds, { ...news, path: "/var/lib/xen/images/other-seed.img" }),
-    ).toMatchObject({ changes: true, replaces: ["path"] });
-    expect(await seedImageLifecycle.diff("m1", olds, { ...olds })).toMatchObject({ changes: false });
-  });
-
   it("derives the instance id from the seed, so a changed seed is a new cloud-init instance", () => {
     const parse = (hostname: string) => {
       const r = validate(seedImageSchema, { connection, name: "m1", seed: { hostname } });
@@ -328,5 +312,130 @@ describe("SeedImage inputs", () => {
     expect(parse("m1")).toMatch(/^m1-[0-9a-f]{12}$/);
     expect(parse("m1")).toBe(parse("m1"));
     expect(parse("m1b")).not.toBe(parse("m1"));
+  });
+});
+
+describe("SeedImage definition", () => {
+  const connection = {
+    host: "dom0",
+    hostKeyFingerprint: `SHA256:${"A".repeat(43)}`,
+    privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n",
+  };
+  const OWNER = "p/s SeedImage m1-seed";
+  const IMG = "/var/lib/xen/images/m1-seed.img";
+  const base = { connection, name: "m1", seed: { hostname: "m1" } };
+  type Props = Record<string, unknown>;
+
+  beforeEach(() => resetProgramDeclarations());
+
+  async function checked(news: Props, olds: Props = {}, owner = OWNER): Promise<Props> {
+    const r = await seedImageLifecycle.check(olds, { owner, ...news });
+    expect(r.failures ?? []).toEqual([]);
+    return r.inputs as Props;
+  }
+  /** Stored outputs of an image as written: the checked inputs and the image's hash. */
+  async function stored(over: Props = {}): Promise<Props> {
+    return { ...(await checked(base)), sha256: "a".repeat(64), providerVersion: "0.1.0", ...over };
+  }
+
+  it("fills the path in from the name, and keeps it in state", async () => {
+    const c = await checked(base);
+    expect(c).toMatchObject({ path: IMG, sizeKiB: 1024, adopt: false });
+    expect(c.defaultedKeys).toEqual(expect.arrayContaining(["path", "sizeKiB", "adopt"]));
+    expect(definition.artifacts!(seedImageSchema.parse({ ...base, path: c.path }))).toEqual([
+      { type: "file", name: IMG, role: "seed image", property: "path" },
+    ]);
+  });
+
+  it.each([
+    ["the seed", { seed: { hostname: "m1b" } }, []],
+    ["the size", { sizeKiB: 2048 }, []],
+    ["allowedRoots", { allowedRoots: ["/var/lib/xen"] }, []],
+    ["adopt", { adopt: true }, []],
+    ["the credentials", { connection: { ...connection, user: "xen" } }, []],
+    ["the path", { path: "/var/lib/xen/images/other-seed.img" }, ["path"]],
+    ["the host", { connection: { ...connection, host: "dom0b" } }, ["connection"]],
+  ])("a change of %s: rewritten in place unless the image moves", async (_what, change, replaces) => {
+    const d = await seedImageLifecycle.diff(IMG, await stored(), await checked({ ...base, ...change }));
+    expect(d).toEqual({ changes: true, replaces, deleteBeforeReplace: replaces.length > 0 });
+  });
+
+  it("plans nothing for an image as written", async () => {
+    expect(await seedImageLifecycle.diff(IMG, await stored(), await checked(base))).toEqual({
+      changes: false,
+    });
+  });
+
+  it("diffs a seed not known yet at preview as an in-place change, unless the path moves", async () => {
+    const olds = await checked(base);
+    const preview = async (news: Props) => {
+      const r = await seedImageLifecycle.check(olds, { owner: OWNER, ...news });
+      expect(r.failures ?? []).toEqual([]);
+      return seedImageLifecycle.diff(IMG, await stored(), r.inputs as Props);
+    };
+    expect(await preview({ ...base, seed: UNKNOWN })).toEqual({
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+    expect(await preview({ ...base, seed: { hostname: UNKNOWN } })).toMatchObject({ replaces: [] });
+    expect(
+      await preview({ ...base, seed: UNKNOWN, path: "/var/lib/xen/images/other-seed.img" }),
+    ).toMatchObject({ changes: true, replaces: ["path"] });
+    expect(await preview({ ...base, seed: UNKNOWN, path: UNKNOWN })).toMatchObject({ replaces: ["path"] });
+  });
+
+  it("repairs an image missing or altered on the host in place (drift on path)", async () => {
+    for (const what of ["missing", "changed"] as const) {
+      const olds = await stored({ path: driftMarker(IMG, what) });
+      expect(await seedImageLifecycle.diff(IMG, olds, await checked(base))).toEqual({
+        changes: true,
+        replaces: [],
+        deleteBeforeReplace: false,
+      });
+      // Checked again from the refreshed inputs, the declared path stays.
+      expect((await checked(base, { ...(await checked(base)), path: driftMarker(IMG, what) })).path).toBe(
+        IMG,
+      );
+    }
+  });
+
+  it("tells a missing or altered image from the one written", () => {
+    const sha = "a".repeat(64);
+    expect(seedDrift(undefined, sha)).toBe("missing");
+    expect(seedDrift({ exists: false }, sha)).toBe("missing");
+    expect(seedDrift({ exists: true, sha256: "b".repeat(64) }, sha)).toBe("changed");
+    expect(seedDrift({ exists: true, sizeBytes: 1 }, sha)).toBe("changed");
+    expect(seedDrift({ exists: true, sha256: sha }, sha)).toBeUndefined();
+  });
+
+  it("refuses two seed images of one program on one path, naming the other", async () => {
+    await checked(base);
+    const r = await seedImageLifecycle.check(
+      {},
+      { owner: "p/s SeedImage m1b-seed", ...base, name: "m1", path: IMG },
+    );
+    expect(r.failures).toEqual([
+      {
+        property: "path",
+        reason: `${IMG} on dom0:22 is also declared by ${OWNER} (its seed image); give each resource its own`,
+      },
+    ]);
+    // Another host, another file.
+    await checked({ ...base, connection: { ...connection, host: "dom0b" } }, {}, "p/s SeedImage m1-seed-b");
+  });
+
+  it("refuses a seed image on a vTPM's key image declared in the same program", async () => {
+    const image = "/var/lib/xen/images/web1-vtpm.img";
+    declareInProgram("dom0:22", "p/s Vtpm web1-vtpm", [
+      { key: `file:${image}`, role: "vTPM key image", property: "imagePath" },
+    ]);
+    const r = await seedImageLifecycle.check({}, { owner: OWNER, ...base, path: image });
+    expect(r.failures).toEqual([
+      {
+        property: "path",
+        reason: `${image} on dom0:22 is also declared by p/s Vtpm web1-vtpm (its vTPM key image); give each resource its own`,
+      },
+    ]);
   });
 });

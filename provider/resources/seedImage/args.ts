@@ -142,7 +142,7 @@ function checkExtraFiles(seed: z.output<typeof seedSchema>, ctx: z.RefinementCtx
 
 /**
  * SeedImage inputs. The image is derived data: it is rebuilt whenever the seed changes and written
- * over the old one in place, so the guest keeps its disk path.
+ * over the old one in place, so the guest keeps its disk path; but only over a file it owns.
  */
 const seedImageShape = z.strictObject({
   connection: connectionSchema,
@@ -160,6 +160,12 @@ const seedImageShape = z.strictObject({
     .max(65536, "must be at most 65536 KiB")
     .default(1024),
   seed: seedSchema.superRefine(checkExtraFiles),
+  /**
+   * Take over a file at `path` that pulumi-tvd did not make (it has no ownership record); a file
+   * another resource owns (a vTPM's key image) is refused whatever this says.
+   * @default false
+   */
+  adopt: z.boolean().default(false),
 });
 
 export function seedPathOf(v: { path?: string; name: string }): string {

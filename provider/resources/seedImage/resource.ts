@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { SeedExtraFile, SeedNetwork, SeedSshHostKey, SeedX509 } from "../../cloudinit/render";
-import { serializableProvider } from "../../dynamic";
+import { resourceOwner, serializableProvider } from "../../dynamic";
 import type { Inputs } from "../../inputs";
 import type { ConnectionArgs } from "../../transport/connection";
 
@@ -36,7 +36,11 @@ export interface SeedImageArgs {
   readonly connection: pulumi.Input<Inputs<ConnectionArgs>>;
   /** The member (guest domain) the seed is for. */
   readonly name: pulumi.Input<string>;
-  /** Where the image goes on the dom0; attach it to the guest as xvdb. @default "/var/lib/xen/images/<name>-seed.img" */
+  /**
+   * Where the image goes on the dom0; attach it to the guest as xvdb. A file already there is
+   * never overwritten unless this resource made it (or `adopt` takes it over).
+   * @default "/var/lib/xen/images/<name>-seed.img"
+   */
   readonly path?: pulumi.Input<string>;
   /** Directories pulumi-tvd may write in on this dom0. @default ["/var/lib/xen", "/etc/xen"] */
   readonly allowedRoots?: pulumi.Input<pulumi.Input<string>[]>;
@@ -44,21 +48,26 @@ export interface SeedImageArgs {
   readonly sizeKiB?: pulumi.Input<number>;
   /** What cloud-init sets up in the member. Stored as a secret: it holds private keys. */
   readonly seed: pulumi.Input<SeedImageSeedArgs>;
+  /**
+   * Take over a file at `path` that pulumi-tvd did not make (no ownership record on the dom0); a
+   * file another resource owns, such as a vTPM's key image, is refused whatever this says.
+   * @default false
+   */
+  readonly adopt?: pulumi.Input<boolean>;
 }
 
 /**
  * A cloud-init NoCloud seed image (FAT, label `cidata`) for one TVD member: its host name,
  * network, SSH host key and certificate, trusted SSH CAs and X.509 identity. Built where Pulumi
- * runs (needs dosfstools and mtools there), written to the dom0 mode 0600. A changed seed
- * rewrites the image in place; a missing or altered image is drift that `up` repairs.
+ * runs (needs dosfstools and mtools there), written to the dom0 mode 0600, and recorded there as
+ * this resource's: a file at `path` that is not its own is refused. A changed seed rewrites the
+ * image in place; a missing or altered image shows as drift on `path`, which `up` repairs.
  */
 export class SeedImage extends pulumi.dynamic.Resource {
   declare public readonly name: pulumi.Output<string>;
   declare public readonly path: pulumi.Output<string>;
+  /** sha256 of the image written. */
   declare public readonly sha256: pulumi.Output<string>;
-  declare public readonly present: pulumi.Output<boolean>;
-  declare public readonly observedSha256: pulumi.Output<string | null>;
-  declare public readonly sizeBytes: pulumi.Output<number | null>;
   declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: SeedImageArgs, opts?: pulumi.CustomResourceOptions) {
@@ -66,6 +75,7 @@ export class SeedImage extends pulumi.dynamic.Resource {
       serializableProvider("SeedImage"),
       name,
       {
+        owner: resourceOwner("SeedImage", name),
         connection: pulumi.secret(args.connection),
         name: args.name,
         path: args.path,
@@ -73,10 +83,8 @@ export class SeedImage extends pulumi.dynamic.Resource {
         sizeKiB: args.sizeKiB,
         // Private keys arrive among these: the whole seed is a secret.
         seed: pulumi.secret(args.seed),
+        adopt: args.adopt,
         sha256: undefined,
-        present: undefined,
-        observedSha256: undefined,
-        sizeBytes: undefined,
         providerVersion: undefined,
       },
       { ...opts, additionalSecretOutputs: ["connection", "seed"] },

@@ -59,6 +59,12 @@ export const tvdNetworkShape = z.strictObject({
   mtu: z.number().int(MTU).min(576, MTU).max(9000, MTU).default(1450),
   /** @default - 4789 */
   dstPort: z.number().int(PORT).min(1, PORT).max(65535, PORT).default(4789),
+  /**
+   * Take over a bridge or VXLAN of these names that pulumi-tvd did not make (no ownership record):
+   * its MTU and peers are then set as declared, and delete removes it.
+   * @default false
+   */
+  adopt: z.boolean().default(false),
 });
 
 /** Checks that span properties; they look only at well-formed values. */

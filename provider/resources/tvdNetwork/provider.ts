@@ -1,106 +1,75 @@
 /**
- * TvdNetwork lifecycle: one TVD's bridge and VXLAN on one dom0. check and diff never touch a
- * host; create, read, update and delete are one round trip each (plus read-back).
+ * TvdNetwork, declared once: one TVD's bridge and VXLAN on one dom0, both recorded there as the
+ * network's. A bridge or VXLAN of those names that is not its own is refused (an existing `br0`
+ * is taken over only with adopt: true), and delete removes only what it owns. The bridge, the VNI
+ * (the VXLAN's name and id), the local address and the UDP port are fixed when the VXLAN is made:
+ * changing one replaces the network. Peers and MTU change in place. Guests' vifs on the bridge are
+ * theirs, not the network's: they are not part of its state.
  */
-import type * as pulumi from "@pulumi/pulumi";
-import { Dom0 } from "../../dom0/dom0";
-import {
-  checkWith,
-  diffResult,
-  observedInputs,
-  parseInputs,
-  readResult,
-  userProps,
-  userSetOf,
-  wireSafe,
-} from "../../dynamic";
-import { providerVersion } from "../../version";
+import { defineResource, type ChangeClasses, type ResourceDefinition } from "../../core/define";
+import type { Artifact } from "../../core/ownership";
 import { tvdNetworkSchema, vxlanOf, type TvdNetworkInputs } from "./args";
-import { diffTvdNetwork, inputsSeen, observeNetwork } from "./diff";
+import { inputsSeen, observeNetwork } from "./observe";
 
-const KIND = "TvdNetwork";
-const parse = (props: Record<string, unknown>) => parseInputs(tvdNetworkSchema, KIND, props);
+const changes: ChangeClasses<TvdNetworkInputs> = {
+  connection: "replace",
+  bridge: "replace",
+  vni: "replace",
+  localIp: "replace",
+  peers: "inPlace",
+  mtu: "inPlace",
+  dstPort: "replace",
+  adopt: "inPlace",
+};
 
-export interface TvdNetworkOutputs extends TvdNetworkInputs {
-  readonly bridgePresent: boolean;
-  readonly vxlanPresent: boolean;
-  readonly vxlanOnBridge: boolean;
-  /** The VNI the VXLAN device really carries, null when it is missing. */
-  readonly vxlanId: number | null;
-  /** Interfaces on the bridge besides the VXLAN: the guests' vifs. */
-  readonly ports: string[];
-  readonly providerVersion: string;
-}
+const bridgeOf = (v: TvdNetworkInputs): Artifact => ({
+  type: "bridge",
+  name: v.bridge,
+  role: "TVD bridge",
+  property: "bridge",
+});
 
-/**
- * The network as it is on the host. Outputs keep the bridge and VNI the network is found by, and
- * carry the observed peers, local address, port and MTU, so that the next diff sees drift there
- * and update repairs it.
- */
-async function observe(dom0: Dom0, v: TvdNetworkInputs, userSet: Record<string, unknown>) {
-  const { links, fdb } = await dom0.readVxlanBridge(v.bridge, vxlanOf(v));
-  const seen = observeNetwork(links, fdb, v.bridge, vxlanOf(v));
-  const inputs = inputsSeen(v, seen);
-  const outputs: TvdNetworkOutputs & { inputKeys: string[] } = {
-    ...inputs,
-    bridge: v.bridge,
-    vni: v.vni,
-    bridgePresent: seen.bridgePresent,
-    vxlanPresent: seen.vxlanPresent,
-    vxlanOnBridge: seen.vxlanOnBridge,
-    vxlanId: seen.vxlanId ?? null,
-    ports: seen.ports,
-    inputKeys: Object.keys(userSet).sort(),
-    providerVersion,
-  };
-  return {
-    gone: !seen.bridgePresent && !seen.vxlanPresent,
-    inputs: wireSafe(observedInputs(userSet, v, inputs)),
-    outputs: wireSafe(outputs),
-  };
-}
+const vxlanLinkOf = (v: TvdNetworkInputs): Artifact => ({
+  type: "link",
+  name: vxlanOf(v),
+  role: "TVD VXLAN",
+  property: "vni",
+});
 
-export const tvdNetworkLifecycle = {
-  check: checkWith(tvdNetworkSchema),
+export const definition: ResourceDefinition<TvdNetworkInputs, object> = {
+  kind: "TvdNetwork",
+  schema: tvdNetworkSchema,
+  shape: tvdNetworkSchema.shape,
+  changes,
+  artifacts: (v) => [bridgeOf(v), vxlanLinkOf(v)],
+  id: (v) => v.bridge,
+  deleteBeforeReplace: true,
 
-  async diff(
-    _id: string,
-    olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.DiffResult> {
-    const d = diffTvdNetwork(olds, news);
-    // A bridge or VXLAN missing on the host is remade in place, though no input changed.
-    const result = diffResult(d, olds);
-    return { ...result, changes: result.changes || d.repair };
+  async observe(ctx, v) {
+    const { links, fdb } = await ctx.dom0!.readVxlanBridge(v.bridge, vxlanOf(v));
+    return { gone: false, seen: inputsSeen(v, observeNetwork(links, fdb, v.bridge, vxlanOf(v))), extra: {} };
   },
 
-  async create(props: Record<string, unknown>): Promise<pulumi.dynamic.CreateResult> {
-    const v = parse(props);
-    const dom0 = await Dom0.connect(v.connection);
-    await dom0.ensureVxlanBridge(v);
-    return { id: v.bridge, outs: (await observe(dom0, v, userProps(props))).outputs };
+  /** Both devices are claimed already: absent, or adopted. */
+  async create(ctx, v) {
+    await ctx.dom0!.ensureVxlanBridge(v);
   },
 
-  async read(id: string, props: Record<string, unknown>): Promise<pulumi.dynamic.ReadResult> {
-    const userSet = userSetOf(props);
-    const v = parse(userSet);
-    return readResult(id, await observe(await Dom0.connect(v.connection), v, userSet));
+  /**
+   * Peers, MTU, or drift: what is missing is remade, peers and MTU set, only on devices this
+   * network owns (a bridge made by someone else since it went missing is refused).
+   */
+  async update(ctx, v) {
+    await ctx.dom0!.claim(ctx.owner, [bridgeOf(v), vxlanLinkOf(v)], v.adopt);
+    await ctx.dom0!.ensureVxlanBridge(v);
   },
 
-  /** Only peers, MTU or the connection reach here (the rest replaces); what is missing is remade. */
-  async update(
-    _id: string,
-    _olds: Record<string, unknown>,
-    news: Record<string, unknown>,
-  ): Promise<pulumi.dynamic.UpdateResult> {
-    const v = parse(news);
-    const dom0 = await Dom0.connect(v.connection);
-    await dom0.ensureVxlanBridge(v);
-    return { outs: (await observe(dom0, v, userProps(news))).outputs };
-  },
-
-  async delete(_id: string, props: Record<string, unknown>): Promise<void> {
-    const v = parse(props);
-    await (await Dom0.connect(v.connection)).deleteVxlanBridge(v.bridge, vxlanOf(v));
+  async delete(ctx, v) {
+    await ctx.dom0!.deleteVxlanBridge(v.bridge, vxlanOf(v), {
+      bridge: ctx.owns(bridgeOf(v)),
+      vxlan: ctx.owns(vxlanLinkOf(v)),
+    });
   },
 };
+
+export const tvdNetworkLifecycle = defineResource(definition);

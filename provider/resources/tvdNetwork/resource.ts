@@ -1,12 +1,16 @@
 import * as pulumi from "@pulumi/pulumi";
-import { serializableProvider } from "../../dynamic";
+import { resourceOwner, serializableProvider } from "../../dynamic";
 import type { Inputs } from "../../inputs";
 import type { ConnectionArgs } from "../../transport/connection";
 
 export interface TvdNetworkArgs {
   /** How to reach the dom0. Stored as a secret: it holds the private key. */
   readonly connection: pulumi.Input<Inputs<ConnectionArgs>>;
-  /** The TVD's bridge on this dom0, which its guests' vifs join: a Linux interface name of at most 15 characters, e.g. "tvd-red". */
+  /**
+   * The TVD's bridge on this dom0, which its guests' vifs join: a Linux interface name of at most
+   * 15 characters, e.g. "tvd-red". A bridge of that name that pulumi-tvd did not make for this
+   * network is refused (unless `adopt`).
+   */
   readonly bridge: pulumi.Input<string>;
   /** The TVD's VXLAN network identifier (1 to 16777215), the same on every host it spans, and unique per TVD. */
   readonly vni: pulumi.Input<number>;
@@ -18,14 +22,23 @@ export interface TvdNetworkArgs {
   readonly mtu?: pulumi.Input<number>;
   /** The VXLAN's UDP port. @default 4789 */
   readonly dstPort?: pulumi.Input<number>;
+  /**
+   * Take over a bridge (such as an existing `br0`) or VXLAN of these names that pulumi-tvd did not
+   * make: its MTU and peers are set as declared, and deleting the network removes it. One that
+   * another resource owns is refused whatever this says.
+   * @default false
+   */
+  readonly adopt?: pulumi.Input<boolean>;
 }
 
 /**
  * One Trusted Virtual Domain's network on one dom0: a bridge for the TVD's guests, linked to the
  * TVD's other hosts (and only to them) by a VXLAN `vx<vni>` that replicates to every peer. Two
  * TVDs on the same hosts share neither bridge nor VNI, so neither sees the other's traffic.
- * Peers removed out of band show as drift on `peers` and are put back by `up`. Deleting it is
- * refused while guests' vifs are still on the bridge.
+ * Both devices are recorded on the dom0 as this network's: one that exists and is not its own is
+ * refused, and delete removes only its own. A bridge or VXLAN missing on the host shows as drift
+ * on `bridge` or `vni`, peers and MTU changed out of band on `peers` and `mtu`; `up` puts them
+ * back in place. Deleting it is refused while guests' vifs are still on the bridge.
  */
 export class TvdNetwork extends pulumi.dynamic.Resource {
   declare public readonly bridge: pulumi.Output<string>;
@@ -34,12 +47,6 @@ export class TvdNetwork extends pulumi.dynamic.Resource {
   declare public readonly peers: pulumi.Output<string[]>;
   declare public readonly mtu: pulumi.Output<number>;
   declare public readonly dstPort: pulumi.Output<number>;
-  declare public readonly bridgePresent: pulumi.Output<boolean>;
-  declare public readonly vxlanPresent: pulumi.Output<boolean>;
-  declare public readonly vxlanOnBridge: pulumi.Output<boolean>;
-  declare public readonly vxlanId: pulumi.Output<number | null>;
-  /** Interfaces on the bridge besides the VXLAN: the guests' vifs. */
-  declare public readonly ports: pulumi.Output<string[]>;
   declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: TvdNetworkArgs, opts?: pulumi.CustomResourceOptions) {
@@ -47,13 +54,9 @@ export class TvdNetwork extends pulumi.dynamic.Resource {
       serializableProvider("TvdNetwork"),
       name,
       {
+        owner: resourceOwner("TvdNetwork", name),
         ...args,
         connection: pulumi.secret(args.connection),
-        bridgePresent: undefined,
-        vxlanPresent: undefined,
-        vxlanOnBridge: undefined,
-        vxlanId: undefined,
-        ports: undefined,
         providerVersion: undefined,
       },
       { ...opts, additionalSecretOutputs: ["connection"] },
