@@ -161,11 +161,7 @@ export function wireSafe<T extends object>(props: T): T {
 
 /** Bookkeeping inputs every kind carries besides its schema. */
 const OWNER = "owner";
-const DEFAULTED = "defaultedKeys";
-
-function hasStaticDefault(field: z.ZodType): boolean {
-  return (field as { def?: { type?: string } }).def?.type === "default";
-}
+const DEFAULTS = "defaults";
 
 /** The part of a connection that says which host: a change of it is a new resource. */
 function endpointOf(c: unknown): unknown {
@@ -176,7 +172,7 @@ function endpointOf(c: unknown): unknown {
 
 /**
  * `check`: validates every input at once, reporting each bad property; fills every default in,
- * keeping a default the deployed resource got from an earlier release (`defaultedKeys`), so a new
+ * keeping a default the deployed resource got from an earlier release (`defaults`, the values in force when it was deployed), so a new
  * release with other defaults never changes it behind the user's back; and refuses two resources
  * of one program on one artifact. Values unknown at preview are kept as they are.
  */
@@ -187,39 +183,32 @@ export function checkOf<V extends object, X extends object>(def: ResourceDefinit
   ): Promise<pulumi.dynamic.CheckResult> => {
     const props = userProps(news);
     const owner = typeof props[OWNER] === "string" ? (props[OWNER] as string) : undefined;
-    const oldDefaulted = new Set(Array.isArray(olds[DEFAULTED]) ? (olds[DEFAULTED] as string[]) : []);
+    // The defaults in force when the resource was deployed: read never changes them, so drift on
+    // a defaulted input (the host's value) is never taken for its default.
+    const kept = keptDefaults(olds);
     const inputs: Record<string, unknown> = {};
-    const defaulted: string[] = [];
-    for (const [key, field] of Object.entries(def.shape) as Array<[string, z.ZodType]>) {
-      if (props[key] !== undefined) {
-        inputs[key] = props[key];
-      } else if (oldDefaulted.has(key) && olds[key] !== undefined && hasStaticDefault(field)) {
-        inputs[key] = declaredOf(field, olds[key]);
-        defaulted.push(key);
-      } else if (hasStaticDefault(field)) {
-        defaulted.push(key);
-      }
+    const defaults: Record<string, unknown> = {};
+    for (const key of Object.keys(def.shape)) {
+      if (props[key] !== undefined) inputs[key] = props[key];
+      else if (key in kept) inputs[key] = defaults[key] = kept[key];
     }
     const result = validate(def.schema, inputs);
     const failures: CheckFailure[] = [];
     let checked: Record<string, unknown> = { ...inputs };
     if (result.ok) {
-      const v = result.value;
-      // A derived default (an image path from the name, a generated UUID) is kept like the
-      // others: renaming a vTPM keeps its image, and a UUID is generated once.
-      const derived: Record<string, unknown> = def.derived ? { ...def.derived(v) } : {};
-      for (const k of Object.keys(derived)) {
-        if (inputs[k] !== undefined) continue;
-        if (oldDefaulted.has(k) && olds[k] !== undefined)
-          derived[k] = declaredOf(def.shape[k as keyof V & string], olds[k]);
-        if (derived[k] !== undefined) defaulted.push(k);
+      const v = result.value as Record<string, unknown>;
+      // A derived default (an image path from the name, a generated UUID) is made once and kept
+      // like the others: renaming a vTPM keeps its image, and a UUID is generated once.
+      const derived: Record<string, unknown> = def.derived ? { ...def.derived(result.value) } : {};
+      checked = { ...v };
+      for (const key of Object.keys(def.shape)) {
+        if (inputs[key] !== undefined) continue;
+        const value = key in derived ? derived[key] : v[key];
+        if (value === undefined) continue;
+        checked[key] = defaults[key] = value;
       }
-      checked = {
-        ...(v as Record<string, unknown>),
-        ...Object.fromEntries(Object.entries(derived).filter(([k]) => inputs[k] === undefined)),
-      };
       if (owner && def.artifacts) {
-        const full = { ...v, ...checked } as V;
+        const full = checked as V;
         const host = endpointOf((full as { connection?: unknown }).connection);
         const items = [
           ...def.artifacts(full).map((a) => ({ key: artifactKey(a), role: a.role, property: a.property })),
@@ -238,16 +227,18 @@ export function checkOf<V extends object, X extends object>(def: ResourceDefinit
         const r = field.safeParse(inputs[key]);
         if (r.success && r.data !== undefined) checked[key] = r.data;
       }
-      // A derived default kept in state stays as it is while other inputs are unknown.
-      for (const k of oldDefaulted)
-        if (k in def.shape && inputs[k] === undefined && olds[k] !== undefined && !holdsUnknown(olds[k])) {
-          checked[k] = declaredOf(def.shape[k as keyof V & string], olds[k]);
-          defaulted.push(k);
-        }
     }
-    const out: Record<string, unknown> = { ...news, ...checked, [DEFAULTED]: [...new Set(defaulted)].sort() };
+    const out: Record<string, unknown> = { ...news, ...checked, [DEFAULTS]: defaults };
     return failures.length ? { inputs: out, failures } : { inputs: out };
   };
+}
+
+/** The defaults a stored bag recorded (none for state older than this bookkeeping). */
+function keptDefaults(props: Record<string, unknown>): Record<string, unknown> {
+  const d = props[DEFAULTS];
+  return d && typeof d === "object" && !Array.isArray(d) && !holdsUnknown(d)
+    ? (d as Record<string, unknown>)
+    : {};
 }
 
 /** Comparable form of one input: connections by their host, arrays and objects as they are. */
@@ -381,7 +372,7 @@ function outputsOf<V extends object, X extends object>(
     ...seen.extra,
     ...(made ?? {}),
     [OWNER]: props[OWNER],
-    [DEFAULTED]: props[DEFAULTED],
+    [DEFAULTS]: props[DEFAULTS],
     providerVersion,
   };
   for (const key of def.transient ?? []) delete outs[key];
@@ -440,19 +431,8 @@ export function defineResource<V extends object, X extends object>(def: Resource
       const seen = await def.observe(ctx, v);
       if (seen.gone) return {};
       const outs = outputsOf(def, v, props, seen, undefined);
-      // A default the host no longer has is not kept: check fills the declared one in again, so
-      // the drift shows (inputs carry the host's values, and check keeps old defaults from them).
-      if (Array.isArray(props[DEFAULTED]))
-        outs[DEFAULTED] = (props[DEFAULTED] as string[]).filter(
-          (k) =>
-            !(k in seen.seen) ||
-            isDeepStrictEqual(
-              declaredOf(def.shape[k as keyof V & string], (seen.seen as Record<string, unknown>)[k]),
-              (v as Record<string, unknown>)[k],
-            ),
-        );
       const inputs = Object.fromEntries(
-        [...Object.keys(def.shape), OWNER, DEFAULTED]
+        [...Object.keys(def.shape), OWNER, DEFAULTS]
           .filter((k) => outs[k] !== undefined)
           .map((k) => [k, outs[k]]),
       );
@@ -541,6 +521,6 @@ export function storedExtra<V extends object, X extends object>(
   def: ResourceDefinition<V, X>,
   state: Record<string, unknown>,
 ): Record<string, unknown> {
-  const keys = new Set([...Object.keys(def.shape), OWNER, DEFAULTED, "providerVersion"]);
+  const keys = new Set([...Object.keys(def.shape), OWNER, DEFAULTS, "providerVersion"]);
   return Object.fromEntries(Object.entries(userProps(state)).filter(([k]) => !keys.has(k)));
 }

@@ -25,7 +25,7 @@ describe("HostFacts lifecycle", () => {
   it("fills the default directory in and keeps it in state", async () => {
     expect(await checked({}, { connection })).toMatchObject({
       xenDataDir: "/var/lib/xen",
-      defaultedKeys: ["xenDataDir"],
+      defaults: { xenDataDir: "/var/lib/xen" },
     });
   });
 

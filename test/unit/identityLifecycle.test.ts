@@ -76,7 +76,7 @@ describe("TvdAuthority lifecycle", () => {
       sshCaPrivateKey: expect.stringMatching(/^-----BEGIN OPENSSH PRIVATE KEY-----/),
       sshCaPublicKey: expect.stringMatching(/^ssh-ed25519 \S+ finance TVD SSH CA$/),
       sshCaFingerprint: expect.stringMatching(/^SHA256:/),
-      defaultedKeys: ["validityDays"],
+      defaults: { validityDays: 3650 },
       providerVersion: expect.any(String),
     });
   });
@@ -100,7 +100,7 @@ describe("TvdAuthority lifecycle", () => {
     expect(r).toEqual({
       id: ca.caSerial,
       props: ca,
-      inputs: { tvdName: "finance", validityDays: 3650, defaultedKeys: ["validityDays"] },
+      inputs: { tvdName: "finance", validityDays: 3650, defaults: { validityDays: 3650 } },
     });
   });
 
@@ -219,7 +219,7 @@ describe("MemberIdentity lifecycle", () => {
       sshCaPublicKey: ca.sshCaPublicKey,
       rotation: "0",
       validityDays: 365,
-      defaultedKeys: ["rotation", "validityDays"],
+      defaults: { rotation: "0", validityDays: 365 },
     });
     // A refreshed state holds no CA private keys, and still diffs clean against the program.
     expect(await diffMember(r.props as Props, memberInputs(ca))).toEqual({ changes: false });
