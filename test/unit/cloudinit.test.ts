@@ -338,10 +338,10 @@ describe("SeedImage definition", () => {
     return { ...(await checked(base)), sha256: "a".repeat(64), providerVersion: "0.1.0", ...over };
   }
 
-  it("fills the path in from the name, and keeps it in state", async () => {
+  it("fills the path in from the name, and owns the file there", async () => {
     const c = await checked(base);
     expect(c).toMatchObject({ path: IMG, sizeKiB: 1024, adopt: false });
-    expect(c.defaultedKeys).toEqual(expect.arrayContaining(["path", "sizeKiB", "adopt"]));
+    expect(await checked(base, c)).toEqual(c);
     expect(definition.artifacts!(seedImageSchema.parse({ ...base, path: c.path }))).toEqual([
       { type: "file", name: IMG, role: "seed image", property: "path" },
     ]);
