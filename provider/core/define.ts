@@ -193,7 +193,12 @@ export function checkOf<V extends object, X extends object>(def: ResourceDefinit
       else if (key in kept) inputs[key] = defaults[key] = kept[key];
     }
     const result = validate(def.schema, inputs);
-    const failures: CheckFailure[] = [];
+    const failures: CheckFailure[] = Object.keys(props)
+      .filter((k) => !(k in def.shape) && k !== OWNER && k !== DEFAULTS && props[k] !== undefined)
+      .map((k) => ({
+        property: k,
+        reason: `is not an input of ${def.kind}; remove it or check its spelling`,
+      }));
     let checked: Record<string, unknown> = { ...inputs };
     if (result.ok) {
       const v = result.value as Record<string, unknown>;

@@ -164,6 +164,7 @@ export async function observeStubdomain<V extends DomainInputs & { imagePath?: s
   dom0: Dom0,
   v: V,
   fromConfig: (o: ObservedStubdom) => Partial<V>,
+  identity: readonly (keyof V & string)[] = [],
 ): Promise<{ gone: boolean; seen: Partial<V>; report: Inspection }> {
   const imagePath = imagePathOf(v);
   const report = await inspectDomain(dom0, v, [{ role: "image", path: imagePath }]);
@@ -183,6 +184,12 @@ export async function observeStubdomain<V extends DomainInputs & { imagePath?: s
       );
       if (other.length)
         seen.configDir = driftMarker(v.configDir, "changed", `${configPathOf(v)}: ${other.join(", ")}`);
+      // Another identity in the file (a vTPM's UUID) is drift to repair, never a new identity.
+      for (const k of identity) {
+        const declared = (v as Record<string, unknown>)[k];
+        if (seen[k] !== undefined && String(seen[k]).toLowerCase() !== String(declared).toLowerCase())
+          seen[k] = driftMarker(String(declared), "changed", `the config says ${String(seen[k])}`);
+      }
     }
   }
   if (!image?.exists) seen.imagePath = driftMarker(imagePath, "missing");

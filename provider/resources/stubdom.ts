@@ -1,10 +1,9 @@
 /**
  * What the two vTPM stub-domain resources (VtpmManager, Vtpm) share, pure: where their image and
- * config live, the rule that every such path sits under allowedRoots, and the rule that a change
- * losing their keys needs allowStateReset. Their shared host steps are in stubdomLifecycle.ts.
+ * config live, and the rule that every such path sits under allowedRoots. Their shared host steps
+ * are in domain.ts.
  */
 import type { z } from "zod";
-import type { ChangeClasses } from "../dynamic";
 import { checkPathsUnderRoots, domainName } from "../names";
 
 export function imagePathOf(v: { imagePath?: string; name: string }): string {
@@ -38,36 +37,4 @@ export function checkStubdomPaths(v: StubdomPathInputs, ctx: z.RefinementCtx): v
     },
     ctx,
   );
-}
-
-/** A stub domain's diff: what changed, and why it is refused when it would lose keys. */
-export interface StubdomDiff extends ChangeClasses {
-  /** Why the change is refused, with the fix; undefined when it may go ahead. */
-  readonly refused?: string;
-}
-
-/**
- * The rule both stub domains share: their image holds keys. A change that makes a new image,
- * or an image already gone out of band, goes ahead only with allowStateReset.
- */
-export function guardStateReset(
-  d: ChangeClasses,
-  o: {
-    readonly imagePresent: boolean;
-    readonly allowStateReset: boolean;
-    /** The refusal when the image is gone. */
-    readonly lost: string;
-    /** The refusal when a change of `replaces` would make a new image. */
-    readonly resetting: (replaces: string[]) => string;
-  },
-): StubdomDiff {
-  if (!o.imagePresent) {
-    return {
-      changed: [...new Set([...d.changed, "imagePath"])].sort(),
-      replaces: ["imagePath"],
-      restart: false,
-      refused: o.allowStateReset ? undefined : o.lost,
-    };
-  }
-  return { ...d, refused: d.replaces.length && !o.allowStateReset ? o.resetting(d.replaces) : undefined };
 }

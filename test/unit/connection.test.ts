@@ -1,5 +1,8 @@
 import { connectionSchema } from "../../provider/transport/connection";
-import { checkInputs, parseInputs, UNKNOWN } from "../../provider/dynamic";
+import { parseInputs, UNKNOWN } from "../../provider/core/define";
+import { definition as hostFacts, hostFactsLifecycle } from "../../provider/resources/hostFacts/provider";
+
+const checkInputs = (_schema: unknown, news: Record<string, unknown>) => hostFactsLifecycle.check({}, news);
 import { hostFactsSchema } from "../../provider/resources/hostFacts/args";
 import { InputValidationError, validate } from "../../provider/validation";
 
@@ -54,8 +57,8 @@ describe("connection inputs", () => {
 });
 
 describe("checkInputs", () => {
-  it("reports every bad property at once", () => {
-    const r = checkInputs(hostFactsSchema, {
+  it("reports every bad property at once", async () => {
+    const r = await checkInputs(hostFactsSchema, {
       connection: { ...good, host: "a b", port: 70000 },
       xenDataDir: "relative/dir",
     });
@@ -66,8 +69,8 @@ describe("checkInputs", () => {
     ]);
   });
 
-  it("waits for values unknown during preview instead of failing them", () => {
-    const r = checkInputs(hostFactsSchema, {
+  it("waits for values unknown during preview instead of failing them", async () => {
+    const r = await checkInputs(hostFactsSchema, {
       __provider: "x",
       connection: { ...good, host: UNKNOWN },
       xenDataDir: "/ok",
@@ -75,14 +78,16 @@ describe("checkInputs", () => {
     expect(r.failures ?? []).toEqual([]);
   });
 
-  it("ignores the engine's __provider key", () => {
-    expect(checkInputs(hostFactsSchema, { __provider: "x", connection: good }).failures).toBeUndefined();
+  it("ignores the engine's __provider key", async () => {
+    expect(
+      (await checkInputs(hostFactsSchema, { __provider: "x", connection: good })).failures,
+    ).toBeUndefined();
   });
 });
 
 describe("parseInputs", () => {
   it("takes only the inputs out of stored state", () => {
-    const parsed = parseInputs(hostFactsSchema, "HostFacts", {
+    const parsed = parseInputs(hostFacts, {
       connection: good,
       kernel: "6.1",
       __provider: "x",
@@ -94,8 +99,6 @@ describe("parseInputs", () => {
   });
 
   it("throws an InputValidationError listing the failures", () => {
-    expect(() => parseInputs(hostFactsSchema, "HostFacts", { connection: { ...good, port: -1 } })).toThrow(
-      InputValidationError,
-    );
+    expect(() => parseInputs(hostFacts, { connection: { ...good, port: -1 } })).toThrow(InputValidationError);
   });
 });

@@ -3,7 +3,20 @@
  * the finding it fixes. Their host behaviour is tested in test/lab/dom0Robustness.test.ts.
  */
 import { parseInspection, parseXlListLong } from "../../provider/dom0/inspect";
-import { checkInputs } from "../../provider/dynamic";
+import { checkOf } from "../../provider/core/define";
+import { definition as guestDefinition } from "../../provider/resources/guest/provider";
+import { definition as vtpmDefinition } from "../../provider/resources/vtpm/provider";
+import { definition as managerDefinition } from "../../provider/resources/vtpmManager/provider";
+
+const definitionOf = (schema: unknown) =>
+  new Map<unknown, Parameters<typeof checkOf>[0]>([
+    [vtpmManagerSchema, managerDefinition as never],
+    [vtpmSchema, vtpmDefinition as never],
+    [guestSchema, guestDefinition as never],
+  ]).get(schema)!;
+/** The kind's own check, as the engine calls it. */
+const checkInputs = (schema: unknown, news: Record<string, unknown>) =>
+  checkOf(definitionOf(schema))({}, news);
 import { guestSchema } from "../../provider/resources/guest/args";
 import { vtpmSchema } from "../../provider/resources/vtpm/args";
 import { vtpmManagerSchema } from "../../provider/resources/vtpmManager/args";
@@ -81,29 +94,32 @@ describe("a fractional `readyTimeoutSec` passes `check` and breaks after `xl cre
       guestSchema,
       { name: "web1", baseImage: "/srv/debian.raw", kernel: "/usr/lib/xen/boot/vmlinuz" },
     ],
-  ] as const)("%s: check rejects 1.5 naming %s and the fix", (_, property, schema, inputs) => {
-    const r = checkInputs(schema, { connection, ...inputs, [property]: 1.5 });
+  ] as const)("%s: check rejects 1.5 naming %s and the fix", async (_, property, schema, inputs) => {
+    const r = await checkInputs(schema, { connection, ...inputs, [property]: 1.5 });
     expect(r.failures).toEqual([
       { property, reason: "must be a whole number of seconds; got 1.5, use 2 instead" },
     ]);
-    expect(checkInputs(schema, { connection, ...inputs, [property]: 2 }).failures).toBeUndefined();
+    expect((await checkInputs(schema, { connection, ...inputs, [property]: 2 })).failures).toBeUndefined();
   });
 
-  it.each(["connectTimeoutSec", "commandTimeoutSec"])("connection: check rejects 1.5 for %s", (property) => {
-    const r = checkInputs(vtpmManagerSchema, {
-      connection: { ...connection, [property]: 1.5 },
-      name: "vtpmmgr",
-    });
-    expect(r.failures).toEqual([
-      {
-        property: `connection.${property}`,
-        reason: "must be a whole number of seconds; got 1.5, use 2 instead",
-      },
-    ]);
-    expect(connectionSchema.parse({ ...connection, [property]: 30 })[property as "connectTimeoutSec"]).toBe(
-      30,
-    );
-  });
+  it.each(["connectTimeoutSec", "commandTimeoutSec"])(
+    "connection: check rejects 1.5 for %s",
+    async (property) => {
+      const r = await checkInputs(vtpmManagerSchema, {
+        connection: { ...connection, [property]: 1.5 },
+        name: "vtpmmgr",
+      });
+      expect(r.failures).toEqual([
+        {
+          property: `connection.${property}`,
+          reason: "must be a whole number of seconds; got 1.5, use 2 instead",
+        },
+      ]);
+      expect(connectionSchema.parse({ ...connection, [property]: 30 })[property as "connectTimeoutSec"]).toBe(
+        30,
+      );
+    },
+  );
 });
 
 describe("a console tail in an error can carry `owner_auth=`", () => {

@@ -179,3 +179,20 @@ describe("Guest changes", () => {
     expect(r.failures?.map((f) => f.property)).toEqual(["extraDisks.0.target"]);
   });
 });
+
+it("check names an input the kind does not have (a misspelling)", async () => {
+  const r = await guest.guestLifecycle.check(
+    {},
+    {
+      connection,
+      name: "web9",
+      baseImage: "/srv/a.raw",
+      kernel: "/boot/vmlinuz",
+      memoryMb: 64,
+      owner: "p/s Test z",
+    },
+  );
+  expect(r.failures).toEqual([
+    { property: "memoryMb", reason: "is not an input of Guest; remove it or check its spelling" },
+  ]);
+});

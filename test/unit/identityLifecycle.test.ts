@@ -3,7 +3,7 @@
  * check, then create or diff + update, with stored outputs as `olds` and checked inputs as `news`.
  */
 import { X509Certificate } from "node:crypto";
-import { UNKNOWN } from "../../provider/dynamic";
+import { UNKNOWN } from "../../provider/core/define";
 import { describeCertificate } from "../../provider/pki/ssh";
 import { memberIdentityLifecycle as member } from "../../provider/resources/memberIdentity/provider";
 import { tvdAuthorityLifecycle as authority } from "../../provider/resources/tvdAuthority/provider";

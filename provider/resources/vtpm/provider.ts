@@ -99,20 +99,22 @@ export const definition: ResourceDefinition<VtpmInputs, VtpmExtra> = {
     `set allowStateReset: true to allow it, or revert the change (a missing image at ${imagePathOf(v)} means they are lost already)`,
 
   async observe(ctx, v) {
-    const o = await observeStubdomain(kind, dom0Of(ctx), v, (c) => ({
-      kernel: c.kernel ?? v.kernel,
-      ramdisk: c.ramdisk,
-      memoryMiB: c.memoryMiB ?? v.memoryMiB,
-      manager: c.vtpm?.backend ?? v.manager,
-      // The UUID is the vTPM's identity: another one in the file is drift repaired in place.
-      uuid:
-        c.vtpm?.uuid && c.vtpm.uuid.toLowerCase() !== String(v.uuid).toLowerCase()
-          ? driftMarker(String(v.uuid), "changed", `the config says ${c.vtpm.uuid}`)
-          : v.uuid,
-      logLevel: c.options.loglevel as VtpmInputs["logLevel"],
-      hwInitPcr: c.options.hwinitpcr,
-      maintCmds: c.options.maintcmds === undefined ? undefined : c.options.maintcmds === "1",
-    }));
+    const o = await observeStubdomain(
+      kind,
+      dom0Of(ctx),
+      v,
+      (c) => ({
+        kernel: c.kernel ?? v.kernel,
+        ramdisk: c.ramdisk,
+        memoryMiB: c.memoryMiB ?? v.memoryMiB,
+        manager: c.vtpm?.backend ?? v.manager,
+        uuid: c.vtpm?.uuid ?? v.uuid,
+        logLevel: c.options.loglevel as VtpmInputs["logLevel"],
+        hwInitPcr: c.options.hwinitpcr,
+        maintCmds: c.options.maintcmds === undefined ? undefined : c.options.maintcmds === "1",
+      }),
+      ["uuid"],
+    );
     const runningUuid = o.report.domain.vtpms[0]?.uuid ?? null;
     const seen = { ...o.seen };
     if (runningUuid && runningUuid.toLowerCase() !== String(v.uuid).toLowerCase())
