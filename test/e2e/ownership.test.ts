@@ -376,7 +376,11 @@ describe("resources of another stack, and of the same program", () => {
 
   it("TvdNetwork takes over an existing bridge: refused, its MTU kept, and destroy leaves it", async () => {
     await sh(A, "ip link add br0 type bridge && ip link set br0 mtu 1400");
-    const mtu = async () => (await lab.sh(A, "cat /sys/class/net/br0/mtu || echo gone")).stdout;
+    // ip, not /sys: a lab host's /sys shows the machine's links, not its own network namespace.
+    const mtu = async () =>
+      (
+        await lab.sh(A, "ip -o link show dev br0 2>/dev/null | grep -o 'mtu [0-9]*' | cut -d' ' -f2 || true")
+      ).stdout.trim() || "gone";
     try {
       await inOther(
         [
@@ -389,12 +393,12 @@ describe("resources of another stack, and of the same program", () => {
         ],
         async () => {
           const u = await up(other);
-          expect(await mtu()).toBe("1400\n");
+          expect(await mtu()).toBe("1400");
           const text = failed(u);
           expect(text).toMatch(/already exists on/);
           expect(text).toMatch(/adopt: true/);
           expectExit(await destroy(other));
-          expect(await mtu()).toBe("1400\n");
+          expect(await mtu()).toBe("1400");
         },
       );
     } finally {
