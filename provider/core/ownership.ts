@@ -32,6 +32,9 @@ export interface Artifact {
 
 /** The host-wide key of an artifact: one record per key per dom0. */
 export function artifactKey(a: Pick<Artifact, "type" | "name">): string {
+  // Records are lines; validated inputs never hold a newline, and a key that does is refused.
+  if (/[\n\0]/.test(a.name))
+    throw new Error(`an artifact name cannot hold a newline or NUL: ${JSON.stringify(a.name)}`);
   return `${a.type}:${a.name}`;
 }
 

@@ -17,10 +17,10 @@ import {
   type UpdateContext,
 } from "../core/define";
 import type { Artifact } from "../core/ownership";
-import type { Dom0 } from "../dom0/dom0";
-import type { Inspection, InspectTarget } from "../dom0/inspect";
+import { ArtifactExistsError, type Dom0 } from "../dom0/dom0";
+import type { FileReport, Inspection, InspectTarget } from "../dom0/inspect";
 import { diffXlConfigs, parseXlConfig } from "../xl/config";
-import { observeStubdomConfig, type ObservedStubdom } from "../xl/observe";
+import { observeStubdomConfig, type Observed, type ObservedStubdom } from "../xl/observe";
 import { runningDiffers } from "../xl/running";
 import { configPathOf, imagePathOf } from "./stubdom";
 
@@ -155,9 +155,40 @@ export async function adoptDomain<V extends DomainInputs>(
 }
 
 /**
- * A stub domain (manager or vTPM) as the host shows it, in one round trip: the config's values
- * by `fromConfig`, a missing or otherwise edited config as drift on configDir, a missing image as
- * drift on imagePath.
+ * What a domain's config file says, as inputs: `parse` reads the file and `toInputs` lays what it
+ * read over the declaration. A missing or unreadable file, or anything else edited in it (a
+ * comment aside), shows as drift on configDir; another identity in the file (a vTPM's UUID) is
+ * drift on that input, never a new identity.
+ */
+export function configSeen<V extends DomainInputs, O>(
+  kind: DomainKind<V>,
+  v: V,
+  config: FileReport | undefined,
+  parse: (text: string) => Observed<O>,
+  toInputs: (o: O) => Partial<V>,
+  identity: readonly (keyof V & string)[] = [],
+): Record<string, unknown> {
+  const path = configPathOf(v);
+  if (!config?.exists) return { configDir: driftMarker(v.configDir, "missing", path) };
+  const o = parse(config.content ?? "");
+  if (!o.ok) return { configDir: driftMarker(v.configDir, "changed", `${path} is unreadable`) };
+  const seen: Record<string, unknown> = { ...toInputs(o.value) };
+  const other = diffXlConfigs(
+    parseXlConfig(config.content ?? ""),
+    parseXlConfig(kind.renderConfig({ ...v, ...seen })),
+  );
+  if (other.length) seen.configDir = driftMarker(v.configDir, "changed", `${path}: ${other.join(", ")}`);
+  for (const k of identity) {
+    const declared = (v as Record<string, unknown>)[k];
+    if (seen[k] !== undefined && String(seen[k]).toLowerCase() !== String(declared).toLowerCase())
+      seen[k] = driftMarker(String(declared), "changed", `the config says ${String(seen[k])}`);
+  }
+  return seen;
+}
+
+/**
+ * A stub domain (manager or vTPM) as the host shows it, in one round trip: its config (see
+ * configSeen), its domain, and a missing image as drift on imagePath.
  */
 export async function observeStubdomain<V extends DomainInputs & { imagePath?: string }>(
   kind: DomainKind<V>,
@@ -170,33 +201,42 @@ export async function observeStubdomain<V extends DomainInputs & { imagePath?: s
   const report = await inspectDomain(dom0, v, [{ role: "image", path: imagePath }]);
   const config = report.files[configPathOf(v)];
   const image = report.files[imagePath];
-  let seen: Record<string, unknown> = { running: report.domain.running };
-  if (!config?.exists) seen.configDir = driftMarker(v.configDir, "missing", configPathOf(v));
-  else {
-    const o = observeStubdomConfig(config.content ?? "");
-    if (!o.ok) seen.configDir = driftMarker(v.configDir, "changed", `${configPathOf(v)} is unreadable`);
-    else {
-      seen = { ...seen, ...fromConfig(o.value) };
-      // What else was edited in the file (a comment aside) is repaired by rewriting it.
-      const other = diffXlConfigs(
-        parseXlConfig(config.content ?? ""),
-        parseXlConfig(kind.renderConfig({ ...v, ...seen })),
-      );
-      if (other.length)
-        seen.configDir = driftMarker(v.configDir, "changed", `${configPathOf(v)}: ${other.join(", ")}`);
-      // Another identity in the file (a vTPM's UUID) is drift to repair, never a new identity.
-      for (const k of identity) {
-        const declared = (v as Record<string, unknown>)[k];
-        if (seen[k] !== undefined && String(seen[k]).toLowerCase() !== String(declared).toLowerCase())
-          seen[k] = driftMarker(String(declared), "changed", `the config says ${String(seen[k])}`);
-      }
-    }
-  }
+  const seen: Record<string, unknown> = {
+    ...configSeen(kind, v, config, observeStubdomConfig, fromConfig, identity),
+    running: report.domain.running,
+  };
   if (!image?.exists) seen.imagePath = driftMarker(imagePath, "missing");
   return {
     gone: !config?.exists && !image?.exists && !report.domain.running,
     seen: seen as Partial<V>,
     report,
+  };
+}
+
+/**
+ * A stub domain's raw image as the disk it is created with: never made over an existing file
+ * (a vTPM's or manager's keys), with the fix in the error.
+ */
+export function rawImageDisk<V extends DomainInputs & { imagePath?: string; imageSizeMiB: number }>(
+  kind: DomainKind<V>,
+  dom0: Dom0,
+  v: V,
+  adoptHint: string,
+): DomainDisk {
+  const path = imagePathOf(v);
+  return {
+    path,
+    make: async () => {
+      try {
+        await dom0.createRawImage(path, v.imageSizeMiB, v.name);
+      } catch (e) {
+        if (!(e instanceof ArtifactExistsError)) throw e;
+        throw new Error(
+          `${kind.what} image ${path} already exists on ${dom0.endpoint}; pulumi-tvd never overwrites it. ` +
+            `Set adopt: true${adoptHint} to take the existing ${kind.what} over, or choose another imagePath`,
+        );
+      }
+    },
   };
 }
 
@@ -263,4 +303,23 @@ export async function inspectDomain(
   files: readonly InspectTarget[],
 ): Promise<Inspection> {
   return dom0.inspect(v.name, [{ role: "config", path: configPathOf(v) }, ...files]);
+}
+
+/**
+ * create and update of a stub domain (manager or vTPM): adopt what is there after checking it
+ * (`observe` is the kind's), or make its image, config and domain; updates follow the drift policy.
+ */
+export function stubdomVerbs<V extends DomainInputs & { imagePath?: string; imageSizeMiB: number }>(
+  kind: DomainKind<V>,
+  observe: (ctx: Context, v: V) => Promise<{ seen: Partial<V> }>,
+  adoptHint: string,
+): { create: (ctx: Context, v: V) => Promise<void>; update: (ctx: UpdateContext<V>, v: V) => Promise<void> } {
+  return {
+    async create(ctx, v) {
+      const dom0 = dom0Of(ctx);
+      if (v.adopt) return adoptDomain(kind, dom0, v, (await observe(ctx, v)).seen);
+      await createDomain(kind, dom0, v, rawImageDisk(kind, dom0, v, adoptHint));
+    },
+    update: (ctx, v) => updateDomain(kind, ctx, v),
+  };
 }

@@ -42,6 +42,15 @@ it("deploys two TVDs, prints their summary, and a preview right after shows no c
   expect(summary).toMatch(/^TVD red \(bridge tvd-red, VXLAN \d+\): 6 members$/m);
   expect(summary).toMatch(/^TVD blue \(bridge tvd-blue, VXLAN \d+\): 3 members$/m);
   expectExit(await stack.preview({ expectNoChanges: true }));
+  // Regression (demo preview --refresh --diff showed every TvdNetwork's ports as changed): a
+  // refresh right after a clean up finds nothing on any host, not even a moved output.
+  const refreshed = await stack.preview({ refresh: true, expectNoChanges: true });
+  expectExit(refreshed);
+  expect(
+    refreshed.steps
+      .filter((s) => s.op !== "same" && (s.op !== "refresh" || s.changedOutputs.length > 0))
+      .map((s) => `${s.name} ${s.op}: ${[...s.changedInputs, ...s.changedOutputs].join(", ")}`),
+  ).toEqual([]);
 });
 
 it("keeps each TVD to itself, even on the same hosts and subnet", async () => {

@@ -217,8 +217,9 @@ export class TestStack {
     return { ...r, events, steps: [...stepByKey.values()], changes, diagnostics };
   }
 
+  /** `pulumi up` as a user runs it: the preview first (check and diff of every resource), then the update. */
   up(): Promise<OperationResult> {
-    return this.operation(["up", "--yes", "--skip-preview"]);
+    return this.operation(["up", "--yes"]);
   }
 
   preview(opts: { expectNoChanges?: boolean; refresh?: boolean } = {}): Promise<OperationResult> {
@@ -234,7 +235,7 @@ export class TestStack {
   }
 
   destroy(): Promise<OperationResult> {
-    return this.operation(["destroy", "--yes", "--skip-preview"]);
+    return this.operation(["destroy", "--yes"]);
   }
 
   /** The stack's outputs, secrets shown. */

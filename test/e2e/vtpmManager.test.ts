@@ -109,7 +109,7 @@ it("never overwrites an existing manager image; adopt takes it over", async () =
   const up = await stack.up();
   expectExit(up, 1);
   expect(up.diagnostics.join("\n")).toMatch(
-    /vtpmmgr\.img already exists .*never overwrites it\. Set adopt: true/,
+    /vtpmmgr\.img already exists on .*no ownership record\); set adopt: true to take it over/,
   );
   expect((await lab.sh(A, "head -c 4 /var/lib/xen/vtpm/vtpmmgr.img")).stdout).toBe("KEYS");
   expect((await lab.sh(A, "ls /var/lib/xen/vtpm/ | grep -c partial || true")).stdout.trim()).toBe("0");
@@ -119,6 +119,6 @@ it("never overwrites an existing manager image; adopt takes it over", async () =
   const refused = await stack.up();
   expectExit(refused, 1);
   expect(refused.diagnostics.join("\n")).toMatch(
-    /cannot adopt vTPM manager vtpmmgr .*config \/etc\/xen\/vtpmmgr\.cfg differs in \(missing\)/,
+    /cannot adopt vTPM manager vtpmmgr .*configDir: \/etc\/xen \(missing on the host: \/etc\/xen\/vtpmmgr\.cfg\)/,
   );
 });

@@ -14,7 +14,7 @@ import {
 import type { Artifact } from "../../core/ownership";
 import { ArtifactExistsError, ArtifactMissingError, type Dom0 } from "../../dom0/dom0";
 import { providerVersion } from "../../version";
-import { diffXlConfigs, parseXlConfig, renderXlConfig } from "../../xl/config";
+import { renderXlConfig } from "../../xl/config";
 import { renderGuestConfig } from "../../xl/domains";
 import { observeGuestConfig } from "../../xl/observe";
 import {
@@ -23,6 +23,7 @@ import {
   deleteDomain,
   dom0Of,
   domainArtifacts,
+  configSeen,
   inspectDomain,
   updateDomain,
   type DomainKind,
@@ -140,22 +141,10 @@ export const definition: ResourceDefinition<GuestInputs, GuestExtra> = {
     const report = await inspectDomain(dom0Of(ctx), v, [{ role: "overlay", path: overlayPathOf(v) }]);
     const config = report.files[configPathOf(v)];
     const overlay = report.files[overlayPathOf(v)];
-    let seen: Record<string, unknown> = { running: report.domain.running };
-    if (!config?.exists) seen.configDir = driftMarker(v.configDir, "missing", configPathOf(v));
-    else {
-      const o = observeGuestConfig(config.content ?? "");
-      if (!o.ok) seen.configDir = driftMarker(v.configDir, "changed", `${configPathOf(v)} is unreadable`);
-      else {
-        const fromConfig = guestInputsFromConfig(o.value, v);
-        seen = { ...seen, ...fromConfig, running: report.domain.running };
-        const other = diffXlConfigs(
-          parseXlConfig(config.content ?? ""),
-          parseXlConfig(kind.renderConfig(fromConfig)),
-        );
-        if (other.length)
-          seen.configDir = driftMarker(v.configDir, "changed", `${configPathOf(v)}: ${other.join(", ")}`);
-      }
-    }
+    const seen: Record<string, unknown> = {
+      ...configSeen(kind, v, config, observeGuestConfig, (o) => guestInputsFromConfig(o, v)),
+      running: report.domain.running,
+    };
     const backing = overlay?.qemu?.backingFile;
     if (!overlay?.exists) seen.overlayPath = driftMarker(overlayPathOf(v), "missing");
     // An overlay rebased out of band no longer derives from the declared base.

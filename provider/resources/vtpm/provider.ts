@@ -6,18 +6,15 @@
 import { randomUUID } from "node:crypto";
 import { defineResource, driftMarker, type ChangeClasses, type ResourceDefinition } from "../../core/define";
 import type { Artifact } from "../../core/ownership";
-import { ArtifactExistsError } from "../../dom0/dom0";
 import { providerVersion } from "../../version";
 import { renderXlConfig } from "../../xl/config";
 import { renderVtpmConfig } from "../../xl/domains";
 import {
-  adoptDomain,
-  createDomain,
   deleteDomain,
   dom0Of,
   domainArtifacts,
   observeStubdomain,
-  updateDomain,
+  stubdomVerbs,
   type DomainKind,
 } from "../domain";
 import { imagePathOf } from "../stubdom";
@@ -122,31 +119,8 @@ export const definition: ResourceDefinition<VtpmInputs, VtpmExtra> = {
     return { gone: o.gone, seen, extra: { domid: o.report.domain.domid ?? null, runningUuid } };
   },
 
-  async create(ctx, v) {
-    const dom0 = dom0Of(ctx);
-    // An adopted vTPM keeps the UUID its keys are bound to: it must be declared.
-    if (v.adopt) return adoptDomain(kind, dom0, v, (await definition.observe(ctx, v)).seen);
-    await createDomain(kind, dom0, v, {
-      path: imagePathOf(v),
-      make: async () => {
-        try {
-          await dom0.createRawImage(imagePathOf(v), v.imageSizeMiB, v.name);
-        } catch (e) {
-          if (e instanceof ArtifactExistsError) {
-            throw new Error(
-              `vTPM image ${imagePathOf(v)} already exists on ${dom0.endpoint}; pulumi-tvd never overwrites it. ` +
-                "Set adopt: true (with the vTPM's uuid) to take the existing vTPM over, or choose another imagePath",
-            );
-          }
-          throw e;
-        }
-      },
-    });
-  },
-
-  async update(ctx, v) {
-    await updateDomain(kind, ctx, v);
-  },
+  // An adopted vTPM keeps the UUID its keys are bound to: it must be declared.
+  ...stubdomVerbs(kind, (ctx, v) => definition.observe(ctx, v), " (with the vTPM's uuid)"),
 
   async delete(ctx, v) {
     await deleteDomain(kind, ctx, v);

@@ -4,18 +4,15 @@
  * domain steps every domain kind shares (../domain.ts).
  */
 import { defineResource, type ChangeClasses, type ResourceDefinition } from "../../core/define";
-import { ArtifactExistsError } from "../../dom0/dom0";
 import { providerVersion } from "../../version";
 import { renderXlConfig } from "../../xl/config";
 import { renderVtpmManagerConfig } from "../../xl/domains";
 import {
-  adoptDomain,
-  createDomain,
   deleteDomain,
   dom0Of,
   domainArtifacts,
   observeStubdomain,
-  updateDomain,
+  stubdomVerbs,
   type DomainKind,
 } from "../domain";
 import { imagePathOf } from "../stubdom";
@@ -109,30 +106,7 @@ export const definition: ResourceDefinition<VtpmManagerInputs, VtpmManagerExtra>
     return { gone: o.gone, seen: o.seen, extra: { domid: o.report.domain.domid ?? null } };
   },
 
-  async create(ctx, v) {
-    const dom0 = dom0Of(ctx);
-    if (v.adopt) return adoptDomain(kind, dom0, v, (await definition.observe(ctx, v)).seen);
-    await createDomain(kind, dom0, v, {
-      path: imagePathOf(v),
-      make: async () => {
-        try {
-          await dom0.createRawImage(imagePathOf(v), v.imageSizeMiB, v.name);
-        } catch (e) {
-          if (e instanceof ArtifactExistsError) {
-            throw new Error(
-              `vTPM manager image ${imagePathOf(v)} already exists on ${dom0.endpoint}; pulumi-tvd never overwrites it. ` +
-                "Set adopt: true to take the existing manager over, or choose another imagePath",
-            );
-          }
-          throw e;
-        }
-      },
-    });
-  },
-
-  async update(ctx, v) {
-    await updateDomain(kind, ctx, v);
-  },
+  ...stubdomVerbs(kind, (ctx, v) => definition.observe(ctx, v), ""),
 
   async delete(ctx, v) {
     await deleteDomain(kind, ctx, v);
