@@ -323,3 +323,14 @@ export function stubdomVerbs<V extends DomainInputs & { imagePath?: string; imag
     update: (ctx, v) => updateDomain(kind, ctx, v),
   };
 }
+
+/**
+ * Moves a key image into the dom0's archive and records the archive entry as this resource's
+ * (role "archived <role>"): it outlives the resource, and nothing else may claim or overwrite it.
+ */
+export async function archiveKeyImage(ctx: DeleteContext, image: Artifact): Promise<string | undefined> {
+  const dom0 = dom0Of(ctx);
+  const dest = await dom0.archive(image.name);
+  if (dest) await dom0.claim(ctx.owner, [{ ...image, name: dest, role: `archived ${image.role}` }], true);
+  return dest;
+}

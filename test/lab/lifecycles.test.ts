@@ -128,6 +128,14 @@ describe("Vtpm", () => {
       inPlace: policy === "retain",
       archived: policy === "archive" ? "1" : "0",
     });
+    if (policy === "archive") {
+      // The archive entry stays recorded as the vTPM's: nothing else may claim or overwrite it.
+      const records = await sh(
+        'for r in /var/lib/xen/pulumi-tvd/owners/*; do sed -n 1p "$r" | grep -q "^file:/var/lib/xen/pulumi-tvd/archive/$1" && sed -n 2,3p "$r"; done; true',
+        `${name}.img`,
+      );
+      expect(records).toBe(`lab/test ${name}\narchived vTPM key image\n`);
+    }
   });
 
   it("adopts an existing vTPM with its own UUID, and names every differing field otherwise", async () => {

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { resourceOwner, serializableProvider } from "../../dynamic";
+import { TvdResource } from "../tvdResource";
 import type { DomainArgs, Inputs } from "../../inputs";
 import { Vtpm } from "../vtpm/resource";
 
@@ -64,34 +64,22 @@ export interface GuestArgs extends DomainArgs {
  * A PV guest: a qcow2 overlay of a base image (O(1), no copy), its xl config with
  * `vtpm=["backend=<vtpm domain>"]`, and the running domain, started only once its vTPM serves.
  */
-export class Guest extends pulumi.dynamic.Resource {
+export class Guest extends TvdResource {
   declare public readonly name: pulumi.Output<string>;
   declare public readonly domid: pulumi.Output<number | null>;
   declare public readonly running: pulumi.Output<boolean>;
   declare public readonly overlayBackingFile: pulumi.Output<string | null>;
   declare public readonly vtpmAttached: pulumi.Output<boolean>;
-  declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: GuestArgs, opts?: pulumi.CustomResourceOptions) {
+    // vtpm.name is an output of the vTPM: the engine orders create and delete by it.
+    const vtpm = args.vtpm instanceof Vtpm ? args.vtpm.name : args.vtpm;
     super(
-      serializableProvider("Guest"),
-      name,
-      {
-        ...args,
-        name: args.name,
-        running: args.running,
-        // vtpm.name is an output of the vTPM: the engine orders create and delete by it.
-        vtpm: args.vtpm instanceof Vtpm ? args.vtpm.name : args.vtpm,
-        connection: pulumi.secret(args.connection),
-        domid: undefined,
-        overlayBackingFile: undefined,
-        vtpmAttached: undefined,
-        providerVersion: undefined,
-        owner: resourceOwner("Guest", name),
-      },
-      { ...opts, additionalSecretOutputs: ["connection"] },
-      "pulumi-tvd",
       "Guest",
+      name,
+      { ...args, vtpm },
+      { outputs: ["name", "running", "domid", "overlayBackingFile", "vtpmAttached"] },
+      opts,
     );
   }
 }

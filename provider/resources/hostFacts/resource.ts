@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { resourceOwner, serializableProvider } from "../../dynamic";
+import { TvdResource } from "../tvdResource";
 import type { Inputs } from "../../inputs";
 import type { ConnectionArgs } from "../../transport/connection";
 
@@ -18,7 +18,7 @@ export interface HostFactsArgs {
  * swtpm versions, and free space under the Xen data directory. `pulumi refresh` (or
  * `preview --refresh`) reads them again, so a changed host shows up as drift.
  */
-export class HostFacts extends pulumi.dynamic.Resource {
+export class HostFacts extends TvdResource {
   declare public readonly kernel: pulumi.Output<string>;
   declare public readonly xlPath: pulumi.Output<string | null>;
   declare public readonly xenVersion: pulumi.Output<string | null>;
@@ -26,27 +26,14 @@ export class HostFacts extends pulumi.dynamic.Resource {
   declare public readonly swtpmVersion: pulumi.Output<string | null>;
   declare public readonly xenDataFreeMiB: pulumi.Output<number | null>;
   declare public readonly xenDataDir: pulumi.Output<string>;
-  declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: HostFactsArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      serializableProvider("HostFacts"),
-      name,
-      {
-        owner: resourceOwner("HostFacts", name),
-        connection: pulumi.secret(args.connection),
-        xenDataDir: args.xenDataDir,
-        kernel: undefined,
-        xlPath: undefined,
-        xenVersion: undefined,
-        qemuImgVersion: undefined,
-        swtpmVersion: undefined,
-        xenDataFreeMiB: undefined,
-        providerVersion: undefined,
-      },
-      { ...opts, additionalSecretOutputs: ["connection"] },
-      "pulumi-tvd",
       "HostFacts",
+      name,
+      args,
+      { outputs: ["kernel", "xlPath", "xenVersion", "qemuImgVersion", "swtpmVersion", "xenDataFreeMiB"] },
+      opts,
     );
   }
 }

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { resourceOwner, serializableProvider } from "../../dynamic";
+import { TvdResource } from "../tvdResource";
+import { CA_SECRETS } from "./args";
 import type { TvdAuthority } from "../tvdAuthority/resource";
 
 export interface MemberIdentityArgs {
@@ -26,7 +27,7 @@ export interface MemberIdentityArgs {
  * TVD's CA. The host key is made once and kept; every change but `memberName` reissues the
  * certificates for it.
  */
-export class MemberIdentity extends pulumi.dynamic.Resource {
+export class MemberIdentity extends TvdResource {
   declare public readonly memberName: pulumi.Output<string>;
   declare public readonly hostnames: pulumi.Output<string[]>;
   declare public readonly ipAddresses: pulumi.Output<string[]>;
@@ -43,45 +44,32 @@ export class MemberIdentity extends pulumi.dynamic.Resource {
   declare public readonly x509KeyPem: pulumi.Output<string>;
   /** Lowercase hex. */
   declare public readonly x509Serial: pulumi.Output<string>;
-  declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: MemberIdentityArgs, opts?: pulumi.CustomResourceOptions) {
-    const { authority } = args;
+    const { authority, ...rest } = args;
     super(
-      serializableProvider("MemberIdentity"),
+      "MemberIdentity",
       name,
       {
-        owner: resourceOwner("MemberIdentity", name),
-        memberName: args.memberName,
-        hostnames: args.hostnames,
-        ipAddresses: args.ipAddresses,
-        rotation: args.rotation,
-        validityDays: args.validityDays,
+        ...rest,
         caCertPem: authority.caCertPem,
-        caKeyPem: pulumi.secret(authority.caKeyPem),
-        sshCaPrivateKey: pulumi.secret(authority.sshCaPrivateKey),
+        caKeyPem: authority.caKeyPem,
+        sshCaPrivateKey: authority.sshCaPrivateKey,
         sshCaPublicKey: authority.sshCaPublicKey,
-        // Every output the class declares must be in the bag, set or not.
-        sshHostPrivateKey: undefined,
-        sshHostPublicKey: undefined,
-        sshHostKeyFingerprint: undefined,
-        sshHostCertificate: undefined,
-        sshCertSerial: undefined,
-        x509CertPem: undefined,
-        x509KeyPem: undefined,
-        x509Serial: undefined,
-        providerVersion: undefined,
       },
       {
-        ...opts,
-        additionalSecretOutputs: [
-          ...(opts?.additionalSecretOutputs ?? []),
-          "sshHostPrivateKey",
-          "x509KeyPem",
+        secretInputs: CA_SECRETS,
+        outputs: [
+          "sshHostPublicKey",
+          "sshHostKeyFingerprint",
+          "sshHostCertificate",
+          "sshCertSerial",
+          "x509CertPem",
+          "x509Serial",
         ],
+        secretOutputs: ["sshHostPrivateKey", "x509KeyPem"],
       },
-      "pulumi-tvd",
-      "MemberIdentity",
+      opts,
     );
   }
 }

@@ -172,6 +172,9 @@ export function seedPathOf(v: { path?: string; name: string }): string {
   return v.path ?? `/var/lib/xen/images/${v.name}-seed.img`;
 }
 
+/** Inputs kept as secrets: the seed carries the member's private keys. */
+export const SEED_SECRETS = ["seed"] as const;
+
 export const seedImageSchema = seedImageShape.superRefine(
   (v: Partial<Record<keyof z.input<typeof seedImageShape>, unknown>>, ctx) => {
     const name = domainName.safeParse(v.name).success ? (v.name as string) : undefined;

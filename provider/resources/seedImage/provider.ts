@@ -17,7 +17,7 @@ import {
 } from "../../core/define";
 import type { Artifact } from "../../core/ownership";
 import type { FileReport } from "../../dom0/inspect";
-import { memberSeedOf, seedImageSchema, seedPathOf, type SeedImageInputs } from "./args";
+import { memberSeedOf, SEED_SECRETS, seedImageSchema, seedPathOf, type SeedImageInputs } from "./args";
 
 export interface SeedImageExtra {
   /** sha256 of the image pulumi-tvd built and wrote: what the dom0 should hold. */
@@ -65,7 +65,7 @@ export const definition: ResourceDefinition<SeedImageInputs, SeedImageExtra> = {
   schema: seedImageSchema,
   shape: seedImageSchema.shape,
   changes,
-  secrets: ["seed"],
+  secrets: SEED_SECRETS,
   derived: (v) => ({ path: seedPathOf(v) }),
   artifacts: (v) => [imageOf(v)],
   id: (v) => seedPathOf(v),

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
+import { TvdResource } from "../tvdResource";
+import { SEED_SECRETS } from "./args";
 import type { SeedExtraFile, SeedNetwork, SeedSshHostKey, SeedX509 } from "../../cloudinit/render";
-import { resourceOwner, serializableProvider } from "../../dynamic";
 import type { Inputs } from "../../inputs";
 import type { ConnectionArgs } from "../../transport/connection";
 
@@ -63,33 +64,14 @@ export interface SeedImageArgs {
  * this resource's: a file at `path` that is not its own is refused. A changed seed rewrites the
  * image in place; a missing or altered image shows as drift on `path`, which `up` repairs.
  */
-export class SeedImage extends pulumi.dynamic.Resource {
+export class SeedImage extends TvdResource {
   declare public readonly name: pulumi.Output<string>;
   declare public readonly path: pulumi.Output<string>;
   /** sha256 of the image written. */
   declare public readonly sha256: pulumi.Output<string>;
-  declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: SeedImageArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      serializableProvider("SeedImage"),
-      name,
-      {
-        owner: resourceOwner("SeedImage", name),
-        connection: pulumi.secret(args.connection),
-        name: args.name,
-        path: args.path,
-        allowedRoots: args.allowedRoots,
-        sizeKiB: args.sizeKiB,
-        // Private keys arrive among these: the whole seed is a secret.
-        seed: pulumi.secret(args.seed),
-        adopt: args.adopt,
-        sha256: undefined,
-        providerVersion: undefined,
-      },
-      { ...opts, additionalSecretOutputs: ["connection", "seed"] },
-      "pulumi-tvd",
-      "SeedImage",
-    );
+    // Private keys arrive in the seed: the whole seed is a secret.
+    super("SeedImage", name, args, { secretInputs: SEED_SECRETS, outputs: ["name", "path", "sha256"] }, opts);
   }
 }

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { resourceOwner, serializableProvider } from "../../dynamic";
+import { TvdResource } from "../tvdResource";
 
 export interface TvdAuthorityArgs {
   /** The TVD this CA anchors; the CA certificate's subject is `CN=<tvdName> TVD CA, O=pulumi-tvd`. */
@@ -17,7 +17,7 @@ export interface TvdAuthorityArgs {
  * (ed25519), made where Pulumi runs; no dom0 is contacted. The private keys are kept only in the
  * stack's state, as secrets. Changing `tvdName` or `validityDays` replaces the CA.
  */
-export class TvdAuthority extends pulumi.dynamic.Resource {
+export class TvdAuthority extends TvdResource {
   declare public readonly tvdName: pulumi.Output<string>;
   declare public readonly validityDays: pulumi.Output<number>;
   declare public readonly caCertPem: pulumi.Output<string>;
@@ -30,31 +30,17 @@ export class TvdAuthority extends pulumi.dynamic.Resource {
   /** Secret. */
   declare public readonly sshCaPrivateKey: pulumi.Output<string>;
   declare public readonly sshCaFingerprint: pulumi.Output<string>;
-  declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: TvdAuthorityArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      serializableProvider("TvdAuthority"),
-      name,
-      {
-        owner: resourceOwner("TvdAuthority", name),
-        tvdName: args.tvdName,
-        validityDays: args.validityDays,
-        // Every output the class declares must be in the bag, set or not.
-        caCertPem: undefined,
-        caKeyPem: undefined,
-        caSerial: undefined,
-        sshCaPublicKey: undefined,
-        sshCaPrivateKey: undefined,
-        sshCaFingerprint: undefined,
-        providerVersion: undefined,
-      },
-      {
-        ...opts,
-        additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "caKeyPem", "sshCaPrivateKey"],
-      },
-      "pulumi-tvd",
       "TvdAuthority",
+      name,
+      args,
+      {
+        outputs: ["tvdName", "validityDays", "caCertPem", "caSerial", "sshCaPublicKey", "sshCaFingerprint"],
+        secretOutputs: ["caKeyPem", "sshCaPrivateKey"],
+      },
+      opts,
     );
   }
 }

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { resourceOwner, serializableProvider } from "../../dynamic";
+import { TvdResource } from "../tvdResource";
 import type { Inputs } from "../../inputs";
 import type { ConnectionArgs } from "../../transport/connection";
 
@@ -40,28 +40,15 @@ export interface TvdNetworkArgs {
  * on `bridge` or `vni`, peers and MTU changed out of band on `peers` and `mtu`; `up` puts them
  * back in place. Deleting it is refused while guests' vifs are still on the bridge.
  */
-export class TvdNetwork extends pulumi.dynamic.Resource {
+export class TvdNetwork extends TvdResource {
   declare public readonly bridge: pulumi.Output<string>;
   declare public readonly vni: pulumi.Output<number>;
   declare public readonly localIp: pulumi.Output<string>;
   declare public readonly peers: pulumi.Output<string[]>;
   declare public readonly mtu: pulumi.Output<number>;
   declare public readonly dstPort: pulumi.Output<number>;
-  declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: TvdNetworkArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      serializableProvider("TvdNetwork"),
-      name,
-      {
-        owner: resourceOwner("TvdNetwork", name),
-        ...args,
-        connection: pulumi.secret(args.connection),
-        providerVersion: undefined,
-      },
-      { ...opts, additionalSecretOutputs: ["connection"] },
-      "pulumi-tvd",
-      "TvdNetwork",
-    );
+    super("TvdNetwork", name, args, { outputs: [] }, opts);
   }
 }

@@ -13,6 +13,7 @@ import {
   deleteDomain,
   dom0Of,
   domainArtifacts,
+  archiveKeyImage,
   observeStubdomain,
   stubdomVerbs,
   type DomainKind,
@@ -126,7 +127,7 @@ export const definition: ResourceDefinition<VtpmInputs, VtpmExtra> = {
     await deleteDomain(kind, ctx, v);
     if (!ctx.owns(imageOf(v))) return;
     // The image is the vTPM's keys: by default archived, never deleted.
-    if (v.deletionPolicy === "archive") await dom0Of(ctx).archive(imagePathOf(v));
+    if (v.deletionPolicy === "archive") await archiveKeyImage(ctx, imageOf(v));
     if (v.deletionPolicy === "destroy") await dom0Of(ctx).removeFiles([imagePathOf(v)]);
   },
 };

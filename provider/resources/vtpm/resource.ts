@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { resourceOwner, serializableProvider } from "../../dynamic";
+import { TvdResource } from "../tvdResource";
 import type { DomainArgs } from "../../inputs";
 import { VtpmManager } from "../vtpmManager/resource";
 import type { deletionPolicies } from "./args";
@@ -51,7 +51,7 @@ export interface VtpmArgs extends DomainArgs {
  * `vtpm=["backend=<manager>,uuid=<uuid>"]`, and the running domain. Its image is never
  * overwritten and, by default, archived on delete.
  */
-export class Vtpm extends pulumi.dynamic.Resource {
+export class Vtpm extends TvdResource {
   declare public readonly name: pulumi.Output<string>;
   declare public readonly manager: pulumi.Output<string>;
   /** The vTPM's identity to its manager. */
@@ -59,29 +59,16 @@ export class Vtpm extends pulumi.dynamic.Resource {
   declare public readonly runningUuid: pulumi.Output<string | null>;
   declare public readonly domid: pulumi.Output<number | null>;
   declare public readonly running: pulumi.Output<boolean>;
-  declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: VtpmArgs, opts?: pulumi.CustomResourceOptions) {
-    const manager = args.manager instanceof VtpmManager ? args.manager : undefined;
+    // manager.name is an output of the manager: the engine orders create and delete by it.
+    const manager = args.manager instanceof VtpmManager ? args.manager.name : args.manager;
     super(
-      serializableProvider("Vtpm"),
-      name,
-      {
-        ...args,
-        name: args.name,
-        manager: manager ? manager.name : args.manager,
-        uuid: args.uuid,
-        running: args.running,
-        connection: pulumi.secret(args.connection),
-        runningUuid: undefined,
-        domid: undefined,
-        providerVersion: undefined,
-        owner: resourceOwner("Vtpm", name),
-      },
-      // manager.name is an output of the manager: the engine orders create and delete by it.
-      { ...opts, additionalSecretOutputs: ["connection"] },
-      "pulumi-tvd",
       "Vtpm",
+      name,
+      { ...args, manager },
+      { outputs: ["name", "manager", "uuid", "runningUuid", "domid", "running"] },
+      opts,
     );
   }
 }

@@ -41,6 +41,9 @@ const shape = z.strictObject({
   adopt: z.boolean().default(false),
 });
 
+/** Inputs kept as secrets: the hardware TPM's owner and SRK authorization. */
+export const MANAGER_SECRETS = ["ownerAuth", "srkAuth"] as const;
+
 export const vtpmManagerSchema = shape.superRefine(checkStubdomPaths, { when: () => true });
 
 export type VtpmManagerInputs = z.output<typeof vtpmManagerSchema>;

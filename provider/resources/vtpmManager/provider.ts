@@ -11,12 +11,19 @@ import {
   deleteDomain,
   dom0Of,
   domainArtifacts,
+  archiveKeyImage,
   observeStubdomain,
   stubdomVerbs,
   type DomainKind,
 } from "../domain";
 import { imagePathOf } from "../stubdom";
-import { MANAGER_READY, managerMemoryMiB, vtpmManagerSchema, type VtpmManagerInputs } from "./args";
+import {
+  MANAGER_READY,
+  MANAGER_SECRETS,
+  managerMemoryMiB,
+  vtpmManagerSchema,
+  type VtpmManagerInputs,
+} from "./args";
 
 /** Outputs beyond the inputs. */
 export interface VtpmManagerExtra {
@@ -79,7 +86,7 @@ export const definition: ResourceDefinition<VtpmManagerInputs, VtpmManagerExtra>
   schema: vtpmManagerSchema,
   shape: vtpmManagerSchema.shape,
   changes,
-  secrets: ["ownerAuth", "srkAuth"],
+  secrets: MANAGER_SECRETS,
   derived: (v) => ({ imagePath: imagePathOf(v), memoryMiB: managerMemoryMiB(v) }),
   artifacts: (v) => [
     ...domainArtifacts(v, kind.what),
@@ -112,7 +119,7 @@ export const definition: ResourceDefinition<VtpmManagerInputs, VtpmManagerExtra>
     await deleteDomain(kind, ctx, v);
     // The image holds the keys of every vTPM the manager served: archived, never deleted.
     const image = { type: "file" as const, name: imagePathOf(v), role: KEY_IMAGE, property: "imagePath" };
-    if (ctx.owns(image)) await dom0Of(ctx).archive(imagePathOf(v));
+    if (ctx.owns(image)) await archiveKeyImage(ctx, image);
   },
 };
 

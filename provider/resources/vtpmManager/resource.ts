@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { resourceOwner, serializableProvider } from "../../dynamic";
+import { TvdResource } from "../tvdResource";
+import { MANAGER_SECRETS } from "./args";
 import type { DomainArgs } from "../../inputs";
 
 export interface VtpmManagerArgs extends DomainArgs {
@@ -38,31 +39,18 @@ export interface VtpmManagerArgs extends DomainArgs {
  * running domain. Deleting it refuses while vTPM domains use it, destroys it only when idle,
  * and archives its image.
  */
-export class VtpmManager extends pulumi.dynamic.Resource {
+export class VtpmManager extends TvdResource {
   declare public readonly name: pulumi.Output<string>;
   declare public readonly domid: pulumi.Output<number | null>;
   declare public readonly running: pulumi.Output<boolean>;
-  declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: VtpmManagerArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      serializableProvider("VtpmManager"),
-      name,
-      {
-        ...args,
-        // Every output the class declares must be in the bag, set or not.
-        name: args.name,
-        running: args.running,
-        connection: pulumi.secret(args.connection),
-        ownerAuth: args.ownerAuth === undefined ? undefined : pulumi.secret(args.ownerAuth),
-        srkAuth: args.srkAuth === undefined ? undefined : pulumi.secret(args.srkAuth),
-        domid: undefined,
-        providerVersion: undefined,
-        owner: resourceOwner("VtpmManager", name),
-      },
-      { ...opts, additionalSecretOutputs: ["connection", "ownerAuth", "srkAuth"] },
-      "pulumi-tvd",
       "VtpmManager",
+      name,
+      args,
+      { secretInputs: MANAGER_SECRETS, outputs: ["name", "domid", "running"] },
+      opts,
     );
   }
 }
