@@ -2,11 +2,14 @@
  * Fault knobs, settable per host while it runs. They act where a real failure would: in the SSH
  * session (failed or slow commands), on the TCP connections, and on the host's filesystem.
  */
-import { readFileSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import * as path from "node:path";
 import { run } from "./exec";
-import { inHost, type LabHostRecord } from "./host";
+import { hostProcesses, inHost, startSshd, type LabHostRecord } from "./host";
+import { waitForSsh } from "./sshd";
+import type { HostState } from "./xl/state";
 import { XL_STDERR_RULES } from "./xl/faults";
+import { alive } from "./proc";
 
 const faultsDir = (h: LabHostRecord) => path.join(h.dir, "root", "var/lib/tvd-lab/faults");
 
@@ -81,4 +84,214 @@ export async function clearFaults(h: LabHostRecord): Promise<void> {
   for (const f of ["fail-rules", "latency-ms", XL_STDERR_RULES])
     rmSync(path.join(faultsDir(h), f), { force: true });
   await inHost(h, ["rm", "-f", "/var/lib/xen/.lab-disk-filler", "/var/lib/xen/.lab-disk-filler-tail"]);
+}
+
+/**
+ * The next command whose command line matches `pattern` (as for failNext) never runs: the session
+ * asks for a reboot of the host and waits. rebootWhenAsked (running meanwhile) then reboots it, so
+ * the power goes exactly as that command arrives.
+ */
+export function rebootOn(h: LabHostRecord, pattern: string): void {
+  if (/[\n]/.test(pattern)) throw new Error("a fault pattern must be one line");
+  const rule = pattern.startsWith("^") ? `^${TRANSPORT_PREFIX}${pattern.slice(1)}` : pattern;
+  appendFileSync(path.join(faultsDir(h), "reboot-rules"), `1 ${rule}\n`);
+}
+
+/**
+ * Waits until a session asks for a reboot (a rebootOn rule matched), then reboots the host with
+ * rebootHost; resolves with the rule that matched, or undefined when none did within `timeoutMs`
+ * (the rules left are then removed).
+ */
+export async function rebootWhenAsked(
+  h: LabHostRecord,
+  opts: { timeoutMs: number; pauseMs?: number },
+): Promise<string | undefined> {
+  const asked = path.join(faultsDir(h), "reboot-requested");
+  const deadline = Date.now() + opts.timeoutMs;
+  while (!existsSync(asked)) {
+    if (Date.now() > deadline) {
+      rmSync(path.join(faultsDir(h), "reboot-rules"), { force: true });
+      return undefined;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const rule = readFileSync(asked, "utf8").trim().replace(`^${TRANSPORT_PREFIX}`, "^");
+  await rebootHost(h, opts.pauseMs);
+  return rule;
+}
+
+/**
+ * A dom0 reboot: the power goes (sshd, every session and every domain's process are killed at
+ * once: swtpm, guest network namespaces, xl itself), then what a reboot clears is cleared (the
+ * hypervisor's domains and xenstore, the loop devices and vifs the domains held) while files on
+ * disk stay as they were, killed writers' temporary files included. After `pauseMs`, sshd starts
+ * again with the same host key. A manager that was serving vTPMs or not yet ready loses power
+ * while busy: its image is marked as xl destroy under load marks it. Bridges and other network
+ * devices of the host stay, as a dom0's configured bridges come back with it.
+ */
+export async function rebootHost(h: LabHostRecord, pauseMs = 500): Promise<void> {
+  for (let i = 0; ; i++) {
+    const pids = hostProcesses(h.holderPid);
+    if (pids.length === 0) break;
+    if (i > 500) throw new Error(`rebooting ${h.name}: processes ${pids.join(" ")} do not die`);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const lab = path.join(h.dir, "root", "var/lib/tvd-lab");
+  const domainsFile = path.join(lab, "domains.json");
+  const before: HostState = existsSync(domainsFile)
+    ? (JSON.parse(readFileSync(domainsFile, "utf8")) as HostState)
+    : { nextDomid: 1, domains: [], dirtyImages: [] };
+  const busy = before.domains
+    .filter((d) => d.config.kind === "vtpmmgr")
+    .filter((d) => !d.ready || before.domains.some((x) => x.vtpms.some((v) => v.backendDomid === d.domid)))
+    .map((d) => d.config.disks[0]?.pdev_path)
+    .filter((image): image is string => image !== undefined);
+  // By what they hold, not by the state file: an xl create cut short may not have recorded them.
+  const clear = [
+    'find /var/lib/xen -type f -exec losetup -l -n -O NAME -j {} \\; | while read -r loop; do losetup -d "$loop"; done',
+    "ip -o link show | awk -F': ' '{ sub(/@.*/, \"\", $2); print $2 }' | grep '^vif' | while read -r vif; do ip link del dev \"$vif\"; done",
+    "rm -rf /var/lib/tvd-lab/vtpm /var/lib/tvd-lab/netns /var/lib/tvd-lab/xenstore.json /var/lib/tvd-lab/domains.json.tmp-*",
+    "rm -f /var/lib/tvd-lab/faults/reboot-requested",
+  ].join("\n");
+  const r = await inHost(h, ["sh", "-c", clear]);
+  if (r.code !== 0) throw new Error(`rebooting ${h.name}: ${r.stderr}`);
+  const after: HostState = {
+    nextDomid: 1,
+    domains: [],
+    dirtyImages: [...new Set([...before.dirtyImages, ...busy])],
+  };
+  writeFileSync(domainsFile, JSON.stringify(after, null, 1));
+  await new Promise((r) => setTimeout(r, pauseMs));
+  await startSshd(h.holderPid, h.dir);
+  await waitForSsh(h.host, h.port);
+}
+
+/**
+ * Step hooks: a `timeout` in the host's /usr/local/sbin, first on root's PATH, through which every
+ * command pulumi-tvd's transport sends passes (`timeout -s KILL <sec> argv...`). It hands the
+ * command to the real timeout(1) unless a rule in step-rules matches the command line
+ * ($SSH_ORIGINAL_COMMAND, as fail-rules match it). Rules are lines "<skip> <action> <regex>":
+ * the first rule whose regex matches counts the command off while skip > 0, and otherwise is used
+ * up and acts on it:
+ *  fail  the command fails as failNext makes it (exit 97), not run;
+ *  gate  the command waits (before it runs) until the gate opens (openStepGate), so that a test
+ *        can act at that moment (cut the connection, fill the disk); it then runs as sent;
+ *  hang  the command runs to its end on the dom0, then holds its channel open until its
+ *        timeout(1) kills it: dom0 did the work, the client hears nothing before its timeout.
+ * Every use appends "<action> <pid>" to step-hits (the pid is timeout(1)'s, gone once the
+ * command is).
+ */
+const STEP_HOOK = `#!/bin/sh
+# lab step hooks (pulumi-tvd, lab/faults.ts): transparent unless a rule in step-rules matches
+faults=/var/lib/tvd-lab/faults
+real=/usr/bin/timeout
+cmd=\${SSH_ORIGINAL_COMMAND-}
+if [ -n "$cmd" ] && [ -z "\${TVD_LAB_STEP-}" ] && [ -s "$faults/step-rules" ] && [ "$1" = -s ] && [ "$#" -ge 4 ]; then
+  export TVD_LAB_STEP=1
+  act=$(
+    flock "$faults/.lock" sh -c '
+      f=$1/step-rules
+      awk -v cmd="$2" -v out="$f.new" '"'"'
+        { skip = $1; act = $2; re = $0; sub(/^[^ ]+ [^ ]+ /, "", re) }
+        !done && cmd ~ re { done = 1; if (skip > 0) skip--; else { print act; next } }
+        { print skip " " act " " re > out }
+        END { close(out) }
+      '"'"' "$f"
+      if [ -f "$f.new" ]; then mv "$f.new" "$f"; else : >"$f"; fi
+    ' step-rules "$faults" "$cmd"
+  )
+  [ -z "$act" ] || echo "$act $$" >>"$faults/step-hits"
+  case $act in
+    fail) echo "tvd-lab: injected failure (step rule)" >&2; exit 97 ;;
+    gate)
+      n=0
+      while [ ! -e "$faults/step-gate-open" ] && [ "$n" -lt 1200 ]; do sleep 0.05; n=$((n + 1)); done ;;
+    hang)
+      sig=$2; sec=$3; shift 3
+      exec "$real" -s "$sig" "$sec" sh -c '"$@"; exec sleep 86400' tvd-lab-hang "$@" ;;
+  esac
+fi
+exec "$real" "$@"
+`;
+
+const stepFile = (h: LabHostRecord, f: string) => path.join(faultsDir(h), f);
+
+/** Puts the step hooks in place on the host (idempotent); without rules they change nothing. */
+export function installStepHooks(h: LabHostRecord): void {
+  writeFileSync(path.join(h.dir, "root", "usr/local/sbin/timeout"), STEP_HOOK, { mode: 0o755 });
+}
+
+/**
+ * The command matching `pattern` (awk extended regex; `^` anchors after the transport's prefix,
+ * as in failNext) is acted on as `action` says, after `skip` earlier matching commands passed.
+ */
+export function stepRule(
+  h: LabHostRecord,
+  action: "fail" | "gate" | "hang",
+  pattern: string,
+  skip = 0,
+): void {
+  if (/[\n]/.test(pattern)) throw new Error("a step rule's pattern must be one line");
+  const rule = pattern.startsWith("^") ? `^${TRANSPORT_PREFIX}${pattern.slice(1)}` : pattern;
+  appendFileSync(stepFile(h, "step-rules"), `${skip} ${action} ${rule}\n`);
+}
+
+/** The step rules used so far: action and the pid of the command each acted on. */
+export function stepHits(h: LabHostRecord): Array<{ action: string; pid: number }> {
+  try {
+    return readFileSync(stepFile(h, "step-hits"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => ({ action: l.split(" ")[0], pid: Number(l.split(" ")[1]) }));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Waits until a command reaches the gate, or `settled` resolves first (the operation ended without
+ * reaching it); the gated command's pid, or undefined.
+ */
+export async function waitForStepGate(
+  h: LabHostRecord,
+  settled: Promise<unknown>,
+  timeoutMs = 60_000,
+): Promise<number | undefined> {
+  let done = false;
+  void settled.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+    const hit = stepHits(h).find((x) => x.action === "gate");
+    if (hit) return hit.pid;
+    if (done) return undefined;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`no command reached the step gate on ${h.name} within ${timeoutMs} ms`);
+}
+
+/** Lets the gated command run. */
+export function openStepGate(h: LabHostRecord): void {
+  writeFileSync(stepFile(h, "step-gate-open"), "");
+}
+
+/** Waits until the command with this pid (from stepHits) has ended on the host. */
+export async function stepEnded(pid: number, timeoutMs = 120_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; alive(pid);) {
+    if (Date.now() > deadline) throw new Error(`command ${pid} still runs after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Removes the step rules, the gate and the record of hits (the hooks stay, transparent). */
+export function clearStepRules(h: LabHostRecord): void {
+  for (const f of ["step-rules", "step-hits", "step-gate-open"]) rmSync(stepFile(h, f), { force: true });
 }

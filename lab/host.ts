@@ -106,28 +106,42 @@ function installTools(root: string): void {
  * runs the client's command exactly as sshd would have ($SHELL -c "<command>").
  *  latency-ms   every command first sleeps this long
  *  fail-rules   lines "<count> <extended regex>": the next <count> commands matching fail (exit 97)
+ *  reboot-rules the same lines: a matching command never runs; the session asks the lab to reboot
+ *               the host (reboot-requested, see rebootWhenAsked in faults.ts) and waits for it
  */
 const SESSION_WRAPPER = `#!/bin/sh
 faults=/var/lib/tvd-lab/faults
 cmd=\${SSH_ORIGINAL_COMMAND-}
+# Takes one use of the first rule in $faults/$1 that matches the command; prints that rule.
+# Reading the rules and writing them back is one step under the lock: sessions run in
+# parallel, and a rewrite outside it could drop a rule another session had just kept.
+take_rule() {
+  flock "$faults/.lock" sh -c '
+    f=$1
+    awk -v cmd="$2" -v out="$f.new" '"'"'
+      { n = $1; re = substr($0, index($0, " ") + 1) }
+      !done && n > 0 && cmd ~ re { n--; done = 1; hitre = re }
+      n > 0 { print n " " re > out }
+      END { close(out); if (done) print hitre }
+    '"'"' "$f"
+    if [ -f "$f.new" ]; then mv "$f.new" "$f"; else : >"$f"; fi
+  ' take-rule "$faults/$1" "$cmd"
+}
 if [ -s "$faults/latency-ms" ]; then
   sleep "$(awk '{ printf "%.3f", $1 / 1000 }' "$faults/latency-ms")"
 fi
+if [ -n "$cmd" ] && [ -s "$faults/reboot-rules" ]; then
+  hit=$(take_rule reboot-rules)
+  if [ -n "$hit" ]; then
+    printf '%s\\n' "$hit" > "$faults/.reboot-requested" && mv "$faults/.reboot-requested" "$faults/reboot-requested"
+    # Nothing runs meanwhile; a lab that never reboots the host fails the command in the end.
+    sleep 300
+    echo "tvd-lab: the lab did not reboot the host (rule: $hit)" >&2
+    exit 97
+  fi
+fi
 if [ -n "$cmd" ] && [ -s "$faults/fail-rules" ]; then
-  # Reading the rules and writing them back is one step under the lock: sessions run in
-  # parallel, and a rewrite outside it could drop a rule another session had just kept.
-  hit=$(
-    flock "$faults/.lock" sh -c '
-      f=$1/fail-rules
-      awk -v cmd="$2" -v out="$f.new" '"'"'
-        { n = $1; re = substr($0, index($0, " ") + 1) }
-        !done && n > 0 && cmd ~ re { n--; done = 1; hitre = re }
-        n > 0 { print n " " re > out }
-        END { close(out); if (done) print hitre }
-      '"'"' "$f"
-      if [ -f "$f.new" ]; then mv "$f.new" "$f"; else : >"$f"; fi
-    ' fault-rules "$faults" "$cmd"
-  )
+  hit=$(take_rule fail-rules)
   if [ -n "$hit" ]; then
     echo "tvd-lab: injected failure (rule: $hit)" >&2
     exit 97
@@ -291,23 +305,7 @@ export async function ensureHost(opts: LabHostOptions): Promise<BootedHost> {
     }, `host ${opts.name}'s namespaces`);
   }
 
-  const sshdPid = readPid(path.join(dir, "sshd.pid"));
-  if (!alive(sshdPid)) {
-    await runChecked([
-      "nsenter",
-      "-t",
-      String(holderPid),
-      "-m",
-      "-n",
-      "-u",
-      "/usr/sbin/sshd",
-      "-f",
-      path.join(dir, "sshd_config"),
-      "-E",
-      path.join(dir, "sshd.log"),
-    ]);
-    await waitFor(() => alive(readPid(path.join(dir, "sshd.pid"))), `sshd on ${opts.name}`);
-  }
+  await startSshd(holderPid!, dir);
 
   let forwarderPid = readPid(path.join(dir, "forwarder.pid"));
   if (!alive(forwarderPid)) {
@@ -337,6 +335,25 @@ export async function ensureHost(opts: LabHostOptions): Promise<BootedHost> {
   };
 }
 
+/** Starts the host's sshd (its config and host key as they are in `dir`) unless it runs. */
+export async function startSshd(holderPid: number, dir: string): Promise<void> {
+  if (alive(readPid(path.join(dir, "sshd.pid")))) return;
+  await runChecked([
+    "nsenter",
+    "-t",
+    String(holderPid),
+    "-m",
+    "-n",
+    "-u",
+    "/usr/sbin/sshd",
+    "-f",
+    path.join(dir, "sshd_config"),
+    "-E",
+    path.join(dir, "sshd.log"),
+  ]);
+  await waitFor(() => alive(readPid(path.join(dir, "sshd.pid"))), `sshd in ${dir}`);
+}
+
 /** A small base image guests can be built from, on the host's own /var/lib/xen. */
 export const BASE_IMAGE = "/var/lib/xen/images/debian-base.raw";
 
@@ -364,27 +381,31 @@ async function killAndWait(pid: number | undefined): Promise<void> {
   if (alive(pid)) process.kill(pid!, "SIGKILL");
 }
 
+/** Every process in the host's mount namespace but its holder (swtpm, sshd and its sessions...). */
+export function hostProcesses(holderPid: number): number[] {
+  const ns = (pid: number) => {
+    try {
+      return readlinkSync(`/proc/${pid}/ns/mnt`);
+    } catch {
+      return undefined;
+    }
+  };
+  const hostNs = ns(holderPid);
+  if (!hostNs) return [];
+  return readdirSync("/proc")
+    .map(Number)
+    .filter((pid) => Number.isInteger(pid) && pid !== holderPid && alive(pid) && ns(pid) === hostNs);
+}
+
 /** Stops the host: its swtpm processes, sshd, forwarder and namespace holder. Files stay. */
 export async function stopHost(dir: string): Promise<void> {
   const holderPid = readPid(path.join(dir, "holder.pid"));
   if (alive(holderPid)) {
-    // Every process in the host's mount namespace (swtpm, sshd and its sessions).
-    const ns = (pid: number) => {
+    for (const pid of hostProcesses(holderPid!)) {
       try {
-        return readlinkSync(`/proc/${pid}/ns/mnt`);
+        process.kill(pid, "SIGTERM");
       } catch {
-        return undefined;
-      }
-    };
-    const hostNs = ns(holderPid!);
-    for (const entry of readdirSync("/proc")) {
-      const pid = Number(entry);
-      if (Number.isInteger(pid) && pid !== holderPid && hostNs && ns(pid) === hostNs) {
-        try {
-          process.kill(pid, "SIGTERM");
-        } catch {
-          // already gone
-        }
+        // already gone
       }
     }
   }
