@@ -57,6 +57,12 @@ export interface Context {
   readonly owner: string;
   /** The stored outputs (update, delete) or nothing (create). */
   readonly state: Record<string, unknown>;
+  /**
+   * create only: the artifact keys whose record already named this resource before it claimed
+   * them. An earlier create of it made them and could neither finish nor clean up (the dom0
+   * rebooted or went away meanwhile); they are this resource's to take up, not to refuse.
+   */
+  readonly resumed?: readonly string[];
 }
 
 export interface UpdateContext<V> extends Context {
@@ -69,6 +75,11 @@ export interface UpdateContext<V> extends Context {
 export interface DeleteContext extends Context {
   /** Whether this resource owns the artifact (its record names this owner). */
   readonly owns: (a: Artifact) => boolean;
+  /**
+   * The artifact stays on the host (a retained key image): its record stays too, so nothing
+   * else may claim it; the same resource declared again (or `adopt` by its owner) takes it back.
+   */
+  readonly keep: (a: Artifact) => void;
 }
 
 export interface ResourceDefinition<V extends object, X extends object> {
@@ -415,9 +426,10 @@ export function defineResource<V extends object, X extends object>(def: Resource
       const artifacts = artifactsOf(v);
       const adopt = (v as { adopt?: boolean }).adopt === true;
       const claimed = ctx.dom0 && artifacts.length ? await ctx.dom0.claim(ctx.owner, artifacts, adopt) : [];
+      const resumed = ctx.dom0 ? artifacts.map(artifactKey).filter((k) => !claimed.includes(k)) : [];
       let made: Partial<X> | void;
       try {
-        made = await def.create(ctx, v);
+        made = await def.create({ ...ctx, resumed }, v);
       } catch (e) {
         // Only the records this create made go; what it made on the host its own create removed.
         if (ctx.dom0 && claimed.length) await ctx.dom0.release(ctx.owner, claimed).catch(() => undefined);
@@ -498,9 +510,13 @@ export function defineResource<V extends object, X extends object>(def: Resource
           `pulumi-tvd: leaving ${a.role} ${a.name} on ${ctx.dom0?.endpoint}: ${r?.owner ? `owned by ${r.owner}` : "not made by this resource"}`,
         );
       }
-      await def.delete({ ...ctx, owns }, v);
-      if (ctx.dom0 && artifacts.length)
-        await ctx.dom0.release(ctx.owner, artifacts.filter(owns).map(artifactKey));
+      const kept = new Set<string>();
+      await def.delete({ ...ctx, owns, keep: (a) => kept.add(artifactKey(a)) }, v);
+      const released = artifacts
+        .filter(owns)
+        .map(artifactKey)
+        .filter((k) => !kept.has(k));
+      if (ctx.dom0 && released.length) await ctx.dom0.release(ctx.owner, released);
     },
   };
 }

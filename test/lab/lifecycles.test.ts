@@ -128,6 +128,18 @@ describe("Vtpm", () => {
       inPlace: policy === "retain",
       archived: policy === "archive" ? "1" : "0",
     });
+    if (policy === "retain") {
+      // A retained key image stays recorded as the vTPM's: no other resource may claim it.
+      await expect(
+        viaEngine(vtpm.vtpmLifecycle, "lab/other").create(
+          vtpmInputs("thief", { imagePath: `/var/lib/xen/vtpm/${name}.img` }),
+        ),
+      ).rejects.toThrow(
+        new RegExp(
+          `vTPM key image /var/lib/xen/vtpm/${name}.img already exists on .*owned by lab/test ${name}`,
+        ),
+      );
+    }
     if (policy === "archive") {
       // The archive entry stays recorded as the vTPM's: nothing else may claim or overwrite it.
       const records = await sh(

@@ -128,6 +128,7 @@ export const definition: ResourceDefinition<VtpmInputs, VtpmExtra> = {
     if (!ctx.owns(imageOf(v))) return;
     // The image is the vTPM's keys: by default archived, never deleted.
     if (v.deletionPolicy === "archive") await archiveKeyImage(ctx, imageOf(v));
+    if (v.deletionPolicy === "retain") ctx.keep(imageOf(v));
     if (v.deletionPolicy === "destroy") await dom0Of(ctx).removeFiles([imagePathOf(v)]);
   },
 };
