@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import * as net from "node:net";
 import { Client, type ClientChannel } from "ssh2";
+import { stepLabel } from "../dom0/scriptNames";
 import { endpointOf, hostKeyPolicyOf, type Connection } from "./connection";
 import { ConnectionError, RemoteCommandError } from "./errors";
 import { verifyHostKey } from "./hostKey";
@@ -30,11 +31,16 @@ const CHANNEL_ATTEMPTS = 8;
 /** The server refused one channel; the connection itself is fine. */
 class ChannelRefused extends Error {}
 
-/** Appends one line per connect and round trip to $PULUMI_TVD_STATS, for benchmarks and tests. */
-function recordStat(event: "connect" | "exec", endpoint: string): void {
+/**
+ * Appends one line per connect and round trip to $PULUMI_TVD_STATS, for benchmarks and tests. A
+ * round trip carries its step: the command's first words or its script's name (stepLabel), never
+ * an argument's value.
+ */
+function recordStat(event: "connect" | "exec", endpoint: string, argv?: readonly string[]): void {
   const file = process.env.PULUMI_TVD_STATS;
   if (!file) return;
-  appendFileSync(file, JSON.stringify({ event, endpoint, pid: process.pid, at: Date.now() }) + "\n");
+  const step = argv ? { step: stepLabel(argv) } : {};
+  appendFileSync(file, JSON.stringify({ event, endpoint, ...step, pid: process.pid, at: Date.now() }) + "\n");
 }
 
 /** Bounds concurrent channels on one connection. */
@@ -156,7 +162,7 @@ export class SshSession {
     this.inFlight++;
     this.socket.ref();
     try {
-      recordStat("exec", this.endpoint);
+      recordStat("exec", this.endpoint, argv);
       // sshd frees a session slot a moment after the channel closes on our side, so a burst can
       // briefly exceed MaxSessions; a refused channel open is retried, a broken connection not.
       for (let attempt = 1; ; attempt++) {
