@@ -77,7 +77,12 @@ ${RECORD_FUNCTIONS}me=$1; adopt=$2; shift 2
 mkdir -p -- "$dir"
 exec 9>"$dir/.lock"
 flock -w 120 9 || { echo "cannot lock $dir" >&2; exit 1; }
-made=""; conflicts=""
+made=""; conflicts=""; tmp=""
+unwritten() {
+  rm -f -- "$tmp"; for r in $made; do rm -f -- "$r"; done
+  echo "cannot write the ownership record of $1 in $dir (is the disk full?); nothing was claimed" >&2
+  exit 1
+}
 for a in "$@"; do
   key=\${a%=*}; role=\${a##*=}
   r=$(rec "$key")
@@ -93,9 +98,11 @@ for a in "$@"; do
 "
     continue
   fi
-  tmp=$(mktemp -- "$dir/.claim.XXXXXX")
-  printf '%s\\n%s\\n%s\\n' "$key" "$me" "$role" > "$tmp"
-  if ln -- "$tmp" "$r" 2>/dev/null; then made="$made $r"; printf 'claimed\\t%s\\n' "$key"; fi
+  # A record that cannot be written whole (a full disk) fails the claim, taking back this run's.
+  tmp=$(mktemp -- "$dir/.claim.XXXXXX") || unwritten "$key"
+  printf '%s\\n%s\\n%s\\n' "$key" "$me" "$role" > "$tmp" || unwritten "$key"
+  ln -- "$tmp" "$r" || unwritten "$key"
+  made="$made $r"; printf 'claimed\\t%s\\n' "$key"
   rm -f -- "$tmp"
 done
 if [ -n "$conflicts" ]; then
