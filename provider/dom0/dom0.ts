@@ -35,6 +35,7 @@ import {
   EXIT_TIMEOUT,
   INSPECT,
   LOCK_DIR,
+  PRIVATE_CONSOLE_LOG,
   TVD_NET_CREATE,
   TVD_NET_DELETE,
   TVD_NET_READ,
@@ -171,6 +172,13 @@ export class Dom0 {
       throw new Error(`${domain} on ${this.endpoint} did not print "${text}" within ${timeoutSec}s${last}`);
     }
     throw new RemoteCommandError(this.endpoint, `wait for ${domain}'s console`, r.exitCode, r.stderr);
+  }
+
+  /** Makes `domain`'s console log a 0600 file before the domain starts (see PRIVATE_CONSOLE_LOG). */
+  async privateConsoleLog(domain: string): Promise<void> {
+    const log = consoleLogPath(domain);
+    const r = await this.script(PRIVATE_CONSOLE_LOG, [log]);
+    if (r.exitCode !== 0) this.fail(["make private", log], r, log);
   }
 
   /**

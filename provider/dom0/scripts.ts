@@ -110,6 +110,17 @@ while :; do
 done
 `;
 
+/**
+ * $1 a console log. Makes it a 0600 file before its domain starts, keeping what it holds:
+ * xenconsoled appends to an existing log but creates a missing one 0644, and a vTPM manager's
+ * console carries its owner_auth= and srk_auth= (Mini-OS prints its command line at boot).
+ */
+export const PRIVATE_CONSOLE_LOG = `set -eu
+mkdir -p -- "$(dirname -- "$1")"
+(umask 077 && : >> "$1")
+chmod 0600 -- "$1"
+`;
+
 /** Where xenconsoled logs each domain's console (xenconsoled --log=guest). */
 export function consoleLogPath(domain: string): string {
   return `/var/log/xen/console/guest-${domain}.log`;

@@ -19,6 +19,7 @@ import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import * as ts from "typescript";
 import { run, type RunResult } from "../../lab/exec";
+import { assertNoFindings, SecretScan, type CliRun } from "../support/secrets";
 import { consumerNodeModules } from "./consumer";
 
 export interface EngineEvent {
@@ -126,12 +127,25 @@ function parseEvents(stdout: string): EngineEvent[] {
 }
 
 export class TestStack {
+  /** Every CLI run of this stack, in order, with its output (what the secret scan reads). */
+  readonly runs: CliRun[] = [];
+  /**
+   * The secret scan (test/support/secrets.ts): process arguments sampled during every CLI run,
+   * the dom0s' files after each operation once `secrets.watchDom0s(lab)` names them, and
+   * everything else at dispose, which fails on any finding.
+   */
+  readonly secrets: SecretScan = new SecretScan(this);
+
   private constructor(
     readonly workDir: string,
     readonly programDir: string,
     readonly stackName: string,
     private readonly env: NodeJS.ProcessEnv,
   ) {}
+
+  get passphrase(): string {
+    return this.env.PULUMI_CONFIG_PASSPHRASE ?? "";
+  }
 
   static async create(opts: StackOptions): Promise<TestStack> {
     const workDir = mkdtempSync(path.join(os.tmpdir(), "tvd-e2e-"));
@@ -171,13 +185,20 @@ export class TestStack {
     return r;
   }
 
-  cliRaw(args: readonly string[], input?: string): Promise<RunResult> {
-    return run(["pulumi", "--non-interactive", ...args], {
-      cwd: this.programDir,
-      env: this.env,
-      input,
-      timeoutMs: 15 * 60_000,
-    });
+  async cliRaw(args: readonly string[], input?: string): Promise<RunResult> {
+    const stopSampling = this.secrets.duringRun(args);
+    try {
+      const result = await run(["pulumi", "--non-interactive", ...args], {
+        cwd: this.programDir,
+        env: this.env,
+        input,
+        timeoutMs: 15 * 60_000,
+      });
+      this.runs.push({ args: [...args], result });
+      return result;
+    } finally {
+      stopSampling();
+    }
   }
 
   async setConfig(key: string, value: string, secret = false): Promise<void> {
@@ -190,6 +211,7 @@ export class TestStack {
 
   private async operation(args: string[]): Promise<OperationResult> {
     const r = await this.cliRaw([...args, "--stack", this.stackName, "--color", "never", "--json"]);
+    this.secrets.afterOperation(args);
     const events = parseEvents(r.stdout);
     // A step is announced (resourcePreEvent) and then finishes (resOutputsEvent) or fails; the
     // last event of a step carries its final state, e.g. what a refresh read.
@@ -250,9 +272,34 @@ export class TestStack {
     return JSON.parse(r.stdout);
   }
 
+  /**
+   * Scans for secrets in plaintext (issue 12.5), removes the stack, then fails on any finding:
+   * its place and the secret's hash prefix, never the secret.
+   */
   async dispose(): Promise<void> {
-    await this.cliRaw(["stack", "rm", "--yes", "--force", this.stackName]);
-    rmSync(this.workDir, { recursive: true, force: true });
+    let scan: Awaited<ReturnType<SecretScan["finish"]>> | undefined;
+    try {
+      scan = await this.secrets.finish();
+    } finally {
+      await this.cliRaw(["stack", "rm", "--yes", "--force", this.stackName]);
+      rmSync(this.workDir, { recursive: true, force: true });
+    }
+    assertNoFindings(scan!.findings);
+  }
+}
+
+/**
+ * An afterAll's teardown: disposes the stack, whose secret scan fails on any finding, then runs
+ * `after` (a lab's stop) whatever the scan said.
+ */
+export async function disposeThen(
+  stack: TestStack | undefined,
+  after: () => Promise<unknown> | unknown,
+): Promise<void> {
+  try {
+    await stack?.dispose();
+  } finally {
+    await after();
   }
 }
 

@@ -79,6 +79,12 @@ const kind: DomainKind<VtpmManagerInputs> = {
       }),
       `vTPM manager ${v.name}, written by pulumi-tvd ${providerVersion}; edits show as drift`,
     ),
+  // Mini-OS prints its command line on the console, owner_auth= and srk_auth= included: the log
+  // xenconsoled appends it to is made 0600 first (it would create it 0644).
+  beforeStart: async (dom0, v) => {
+    if ([v.ownerAuth, v.srkAuth].some((a) => a !== undefined && a !== "well-known"))
+      await dom0.privateConsoleLog(v.name);
+  },
 };
 
 export const definition: ResourceDefinition<VtpmManagerInputs, VtpmManagerExtra> = {
