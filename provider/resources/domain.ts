@@ -16,7 +16,7 @@ import {
   type DeleteContext,
   type UpdateContext,
 } from "../core/define";
-import type { Artifact } from "../core/ownership";
+import { artifactKey, type Artifact } from "../core/ownership";
 import { ArtifactExistsError, type Dom0 } from "../dom0/dom0";
 import type { FileReport, Inspection, InspectTarget } from "../dom0/inspect";
 import { diffXlConfigs, parseXlConfig } from "../xl/config";
@@ -109,13 +109,33 @@ export interface DomainDisk {
  * `running`. Its artifacts are already claimed, so nothing here can be another's. A failure
  * removes exactly what this create made: a domain only if this create started it, the config
  * and disk only if this create wrote them (a new disk holds nothing yet).
+ *
+ * What an earlier create of this resource left (`resumed`, see Context) is taken up as an update
+ * would: the disk it made is kept (never made over), the config written, the domain started, or
+ * restarted only if the running one differs.
  */
 export async function createDomain<V extends DomainInputs>(
   kind: DomainKind<V>,
   dom0: Dom0,
   v: V,
   disk: DomainDisk,
+  resumed: readonly string[] = [],
 ): Promise<void> {
+  if (resumed.length) {
+    const report = await dom0.inspect(v.name, [{ role: "image", path: disk.path }]);
+    const left =
+      resumed.includes(artifactKey({ type: "file", name: disk.path })) && report.files[disk.path]?.exists;
+    console.error(
+      `pulumi-tvd: taking up what an earlier create of ${kind.what} ${v.name} left on ${dom0.endpoint} (${resumed.join(", ")})`,
+    );
+    const olds = { name: v.name, configDir: v.configDir };
+    return updateDomain(
+      kind,
+      { dom0, owner: "", state: {}, olds, changed: new Map() },
+      v,
+      left ? {} : { prepare: disk.make, restart: report.domain.running },
+    );
+  }
   const made: string[] = [];
   let started = false;
   try {
@@ -318,7 +338,7 @@ export function stubdomVerbs<V extends DomainInputs & { imagePath?: string; imag
     async create(ctx, v) {
       const dom0 = dom0Of(ctx);
       if (v.adopt) return adoptDomain(kind, dom0, v, (await observe(ctx, v)).seen);
-      await createDomain(kind, dom0, v, rawImageDisk(kind, dom0, v, adoptHint));
+      await createDomain(kind, dom0, v, rawImageDisk(kind, dom0, v, adoptHint), ctx.resumed);
     },
     update: (ctx, v) => updateDomain(kind, ctx, v),
   };

@@ -165,7 +165,13 @@ export const definition: ResourceDefinition<GuestInputs, GuestExtra> = {
     const dom0 = dom0Of(ctx);
     await refuseKeyImages(dom0, v);
     if (v.adopt) return adoptDomain(kind, dom0, v, (await definition.observe(ctx, v)).seen);
-    await createDomain(kind, dom0, v, { path: overlayPathOf(v), make: () => createOverlay(dom0, v) });
+    await createDomain(
+      kind,
+      dom0,
+      v,
+      { path: overlayPathOf(v), make: () => createOverlay(dom0, v) },
+      ctx.resumed,
+    );
   },
 
   async update(ctx, v) {
