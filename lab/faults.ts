@@ -183,10 +183,11 @@ export async function rebootHost(h: LabHostRecord, pauseMs = 500): Promise<void>
  *  fail  the command fails as failNext makes it (exit 97), not run;
  *  gate  the command waits (before it runs) until the gate opens (openStepGate), so that a test
  *        can act at that moment (cut the connection, fill the disk); it then runs as sent;
- *  hang  the command runs to its end on the dom0, then holds its channel open until its
- *        timeout(1) kills it: dom0 did the work, the client hears nothing before its timeout.
- * Every use appends "<action> <pid>" to step-hits (the pid is timeout(1)'s, gone once the
- * command is).
+ *  hang  the command runs to its end on the dom0 (then "worked <pid>" is appended to step-hits),
+ *        then holds its channel open until its timeout(1) kills it: dom0 did the work, the
+ *        client hears nothing before its timeout (or before the connection is cut).
+ * Every use appends "<action> <pid>" to step-hits (the pid is timeout(1)'s, which leads the
+ * command's process group and is gone once the command is).
  */
 const STEP_HOOK = `#!/bin/sh
 # lab step hooks (pulumi-tvd, lab/faults.ts): transparent unless a rule in step-rules matches
@@ -215,7 +216,7 @@ if [ -n "$cmd" ] && [ -z "\${TVD_LAB_STEP-}" ] && [ -s "$faults/step-rules" ] &&
       while [ ! -e "$faults/step-gate-open" ] && [ "$n" -lt 1200 ]; do sleep 0.05; n=$((n + 1)); done ;;
     hang)
       sig=$2; sec=$3; shift 3
-      exec "$real" -s "$sig" "$sec" sh -c '"$@"; exec sleep 86400' tvd-lab-hang "$@" ;;
+      exec "$real" -s "$sig" "$sec" sh -c '"$@"; echo "worked $PPID" >>'"$faults/step-hits"'; exec sleep 86400' tvd-lab-hang "$@" ;;
   esac
 fi
 exec "$real" "$@"
@@ -256,11 +257,12 @@ export function stepHits(h: LabHostRecord): Array<{ action: string; pid: number 
 }
 
 /**
- * Waits until a command reaches the gate, or `settled` resolves first (the operation ended without
- * reaching it); the gated command's pid, or undefined.
+ * Waits until a step rule's command reaches `what`: "gate" (it waits at the gate) or "worked" (a
+ * hung command did its work). Its pid, or undefined when `settled` (the operation) ends first.
  */
-export async function waitForStepGate(
+export async function waitForStep(
   h: LabHostRecord,
+  what: "gate" | "worked",
   settled: Promise<unknown>,
   timeoutMs = 60_000,
 ): Promise<number | undefined> {
@@ -270,17 +272,26 @@ export async function waitForStepGate(
     () => (done = true),
   );
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
-    const hit = stepHits(h).find((x) => x.action === "gate");
+    const hit = stepHits(h).find((x) => x.action === what);
     if (hit) return hit.pid;
     if (done) return undefined;
     await new Promise((r) => setTimeout(r, 10));
   }
-  throw new Error(`no command reached the step gate on ${h.name} within ${timeoutMs} ms`);
+  throw new Error(`no command reached "${what}" of a step rule on ${h.name} within ${timeoutMs} ms`);
 }
 
 /** Lets the gated command run. */
 export function openStepGate(h: LabHostRecord): void {
   writeFileSync(stepFile(h, "step-gate-open"), "");
+}
+
+/** Ends a hung command (its whole process group) before its timeout would. */
+export function endHungStep(pid: number): void {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // ended already
+  }
 }
 
 /** Waits until the command with this pid (from stepHits) has ended on the host. */
