@@ -66,7 +66,8 @@ export class TvdPlanError extends Error {
   }
 }
 
-const MEMBER_NAME = /^[a-z0-9][a-z0-9-]{0,30}$/;
+/** A host name label of its own (`<tvd>-<name>`): no '-' at its end either. */
+const MEMBER_NAME = /^[a-z0-9]([a-z0-9-]{0,29}[a-z0-9])?$/;
 /** Host numbers below this are left to gateways and services of the TVD's subnet. */
 const FIRST_MEMBER_HOST = 10;
 
@@ -138,7 +139,7 @@ export function planMembers(p: PlanInput): MemberPlan[] {
   for (const spec of specs) {
     if (!MEMBER_NAME.test(spec.name)) {
       problems.push(
-        `member name ${JSON.stringify(spec.name)} must be 1 to 31 lowercase letters, digits and '-', starting with a letter or digit`,
+        `member name ${JSON.stringify(spec.name)} must be 1 to 31 lowercase letters, digits and '-', starting and ending with a letter or digit`,
       );
       continue;
     }
@@ -158,7 +159,14 @@ export function planMembers(p: PlanInput): MemberPlan[] {
     const hostNumber = FIRST_MEMBER_HOST + (digest(`ip:${p.tvd}:${spec.name}`).readUInt32BE(0) % (size - 20));
     const ip = spec.ip ?? formatIp(base + hostNumber);
     const n = ip.split(".").reduce((a, o) => a * 256 + Number(o), 0);
-    if (!/^(\d{1,3}\.){3}\d{1,3}$/.test(ip) || n < base + 1 || n >= base + size - 1) {
+    // Written as every resource reads it: four numbers 0 to 255, no leading zeros.
+    if (!/^(\d{1,3}\.){3}\d{1,3}$/.test(ip) || formatIp(n) !== ip) {
+      problems.push(
+        `member ${JSON.stringify(spec.name)} has ip ${JSON.stringify(ip)}, which is not an IPv4 address such as 10.50.0.20 (four numbers 0 to 255, no leading zeros); give an address inside network.subnet`,
+      );
+      continue;
+    }
+    if (n < base + 1 || n >= base + size - 1) {
       problems.push(
         `member ${JSON.stringify(spec.name)} has ip ${JSON.stringify(ip)}, outside ${p.subnet}; give an address inside network.subnet`,
       );

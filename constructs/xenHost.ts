@@ -24,6 +24,7 @@ export interface XenHostProps {
 }
 
 const IPV4 = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)$/;
+const unicast = (ip: string) => Number(ip.split(".")[0]) !== 0 && Number(ip.split(".")[0]) < 224;
 
 /**
  * One dom0 and its vTPM manager, reusable by many Trusted Virtual Domains. The manager runs for
@@ -44,6 +45,11 @@ export class XenHost extends pulumi.ComponentResource {
     if (!IPV4.test(props.tunnelIp)) {
       problems.push(
         `tunnelIp ${JSON.stringify(props.tunnelIp)} is not an IPv4 address; give the host's address on the network that links TVD hosts`,
+      );
+    } else if (!unicast(props.tunnelIp)) {
+      // Each TVD's VXLAN sends a copy of every frame to each peer: a peer must be one host.
+      problems.push(
+        `tunnelIp ${JSON.stringify(props.tunnelIp)} is not a unicast address (not 0.x.x.x, multicast or broadcast); give the host's address on the network that links TVD hosts`,
       );
     }
     if (!Number.isInteger(props.guestMemoryMiB) || props.guestMemoryMiB < 1) {

@@ -38,4 +38,6 @@ export const absolutePath = z
   .string()
   .refine((p) => p.startsWith("/"), { message: "must be an absolute path (start with /)" })
   .refine((p) => !p.split("/").includes(".."), { message: "must not contain '..' components" })
-  .refine((p) => !/[\0\n]/.test(p), { message: "must not contain NUL or newline characters" });
+  .refine((p) => !/\p{Cc}/u.test(p), {
+    message: "must not contain NUL or newline characters, or any other control character",
+  });

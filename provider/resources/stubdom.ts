@@ -32,7 +32,8 @@ export function checkStubdomPaths(v: StubdomPathInputs, ctx: z.RefinementCtx): v
     v.allowedRoots,
     {
       imagePath: typeof v.imagePath === "string" ? v.imagePath : name ? imagePathOf({ name }) : undefined,
-      configPath:
+      // Reported on configDir, the input: the config's own name comes from a valid name.
+      configDir:
         name && typeof v.configDir === "string" ? configPathOf({ name, configDir: v.configDir }) : undefined,
     },
     ctx,

@@ -136,9 +136,13 @@ export function renderGuestConfig(d: GuestDomain): XlConfig {
       ? [
           ["kernel", d.boot.kernel],
           ...(d.boot.ramdisk ? ([["ramdisk", d.boot.ramdisk]] as const) : []),
-          ...(d.boot.cmdline ? ([["cmdline", d.boot.cmdline]] as const) : []),
+          // An empty command line is written too: left out, it would read back as unset.
+          ...(d.boot.cmdline !== undefined ? ([["cmdline", d.boot.cmdline]] as const) : []),
         ]
-      : [["kernel", d.boot.kernel], ...(d.boot.extra ? ([["extra", d.boot.extra]] as const) : [])];
+      : [
+          ["kernel", d.boot.kernel],
+          ...(d.boot.extra !== undefined ? ([["extra", d.boot.extra]] as const) : []),
+        ];
   return [
     ["name", d.name],
     ["memory", d.memoryMiB],

@@ -77,7 +77,7 @@ describe("Guest inputs", () => {
       "overlayPath",
       /\/root\/w\.qcow2: must be under \/var\/lib\/xen or \/etc\/xen \(set allowedRoots/,
     ],
-    [{ configDir: "/root" }, "configPath", /\/root\/web1\.cfg: must be under/],
+    [{ configDir: "/root" }, "configDir", /\/root\/web1\.cfg: must be under/],
     [{ baseImage: "/srv/$(x).raw" }, "baseImage", /xl disk spec/],
     [{ kernel: "/boot/vm linuz" }, "kernel", /xl disk spec/],
     [{ cmdline: 'root=/dev/xvda" evil="1' }, "cmdline", /double quotes/],

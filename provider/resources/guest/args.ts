@@ -125,7 +125,7 @@ function checkGuest(
     {
       overlayPath:
         typeof v.overlayPath === "string" ? v.overlayPath : name ? overlayPathOf({ name }) : undefined,
-      configPath:
+      configDir:
         name && typeof v.configDir === "string" ? configPathOf({ name, configDir: v.configDir }) : undefined,
     },
     ctx,
