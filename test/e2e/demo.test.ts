@@ -7,7 +7,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import * as os from "node:os";
 import * as path from "node:path";
 import { startTestLab, type TestLab } from "../support/lab";
-import { expectExit, TestStack } from "./pulumi";
+import { disposeThen, expectExit, TestStack } from "./pulumi";
 
 jest.setTimeout(15 * 60_000);
 
@@ -28,13 +28,16 @@ beforeAll(async () => {
     programDir,
     config: { inventory: { value: path.join(lab.stateDir, "inventory.json") } },
   });
+  stack.secrets.watchDom0s(lab); // issue 12.5: its files scanned after each operation
 });
 
-afterAll(async () => {
-  await stack?.dispose();
-  await lab?.stop();
-  rmSync(programDir, { recursive: true, force: true });
-});
+// dispose scans for secrets in plaintext and fails on a finding; the lab stops whatever it says.
+afterAll(() =>
+  disposeThen(stack, async () => {
+    await lab?.stop();
+    rmSync(programDir, { recursive: true, force: true });
+  }),
+);
 
 it("deploys two TVDs, prints their summary, and a preview right after shows no changes", async () => {
   expectExit(await stack.up());

@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
 import type { LabHostRecord } from "../../lab/host";
 import { startTestLab, type TestLab } from "../support/lab";
-import { expectExit, stepOf, TestStack } from "./pulumi";
+import { disposeThen, expectExit, stepOf, TestStack } from "./pulumi";
 
 jest.setTimeout(15 * 60_000);
 
@@ -34,12 +34,11 @@ beforeAll(async () => {
     },
     env: { PULUMI_TVD_STATS: stats },
   });
+  stack.secrets.watchDom0s(lab); // issue 12.5: its files scanned after each operation
 });
 
-afterAll(async () => {
-  await stack?.dispose();
-  await lab?.stop();
-});
+// dispose scans for secrets in plaintext and fails on a finding; the lab stops whatever it says.
+afterAll(() => disposeThen(stack, () => lab?.stop()));
 
 const sh = (script: string, ...args: string[]) => lab.check(A, script, ...args);
 const running = () => lab.domainNames(A);

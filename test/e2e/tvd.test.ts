@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { startTestLab, type TestLab } from "../support/lab";
-import { expectExit, TestStack, type OperationResult } from "./pulumi";
+import { disposeThen, expectExit, TestStack, type OperationResult } from "./pulumi";
 
 jest.setTimeout(20 * 60_000);
 
@@ -42,12 +42,11 @@ beforeAll(async () => {
       authorizedKey: { value: userKey },
     },
   });
+  stack.secrets.watchDom0s(lab); // issue 12.5: its files scanned after each operation
 });
 
-afterAll(async () => {
-  await stack?.dispose();
-  await lab?.stop();
-});
+// dispose scans for secrets in plaintext and fails on a finding; the lab stops whatever it says.
+afterAll(() => disposeThen(stack, () => lab?.stop()));
 
 async function sh(host: string, script: string, ...args: string[]): Promise<string> {
   const r = await lab.sh(host, script, ...args);
