@@ -7,7 +7,8 @@ const path = require("node:path");
 
 const root = path.resolve(__dirname, "..");
 const results = JSON.parse(fs.readFileSync(path.join(root, "bench/results/reliability.json"), "utf8"));
-const START = "<!-- reliability: generated from bench/results/reliability.json by scripts/reliability-table.js -->";
+const START =
+  "<!-- reliability: generated from bench/results/reliability.json by scripts/reliability-table.js -->";
 const END = "<!-- /reliability -->";
 const TITLES = {
   faults: "Faults injected at every remote step",
