@@ -49,6 +49,7 @@ import type { CheckFailure } from "../../provider/validation";
 import { parseXlConfig, renderXlConfig, type XlValue } from "../../provider/xl/config";
 import { renderGuestConfig } from "../../provider/xl/domains";
 import { HOSTILE } from "./hostile";
+import { readReliability, recordReliability, reliabilityScope } from "./reliability";
 import { paperOutputs, resolved, takePaperResources } from "./paperPulumi";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- js-yaml ships no types; it is in node_modules through @pulumi/pulumi
@@ -1465,6 +1466,103 @@ export async function havePyyaml(): Promise<boolean> {
   );
 }
 
+/** What a test file runs: the seed, the scope, how many values per input, which inputs. */
+export function hostilePlan(runs: { readonly ci: number; readonly full: number }) {
+  const replay = replayFromEnv();
+  const scope = reliabilityScope();
+  return {
+    replay,
+    scope,
+    runs: Number(process.env.HOSTILE_RUNS) || runs[scope],
+    inputs: HOSTILE_INPUTS.filter((i) => !replay.only || inputId(i) === replay.only),
+    /** Whether `tried` inputs are the measurement (not a replay of one input or one value). */
+    measured: (tried: number) => !replay.only && !replay.path && tried === HOSTILE_INPUTS.length,
+  };
+}
+
+/** Counts the provider's own connections to a dom0 (and refuses them): a test sends nothing that way. */
+export function refuseDom0Connections(why: string): { readonly count: number } {
+  const seen = { count: 0 };
+  jest.spyOn(Dom0, "connect").mockImplementation(async () => {
+    seen.count++;
+    throw new Error(why);
+  });
+  return seen;
+}
+
+// ---- one input's run -------------------------------------------------------------------------
+
+/** What one input's run tried: the counts, the work left for many values at once, the verdicts. */
+export interface InputRun {
+  readonly counts: InputCounts;
+  readonly deferred: Deferred;
+  readonly accepted: ReadonlySet<string>;
+  readonly rejected: ReadonlySet<string>;
+}
+
+/**
+ * fast-check makes `runs` values for `input` (seeded by seedFor; `replay.path` replays one) and
+ * each is tried; the first that breaks a rule fails the run, with the seed, fast-check's path and
+ * how to replay it. No shrinking: the value reported is the one generated, the counts exact.
+ */
+export async function generate(
+  input: HostileInput,
+  env: HostileEnv,
+  replay: Replay,
+  runs: number,
+): Promise<InputRun> {
+  const counts = newCounts(input, replay.seed);
+  const deferred = newDeferred();
+  // A value generated again did the same before: counted again, not tried again.
+  const outcomes = new Map<string, Outcome>();
+  let run = replay.path ? Number(replay.path.split(":")[0]) : 0;
+  const details = await fc.check(
+    fc.asyncProperty(valuesFor(input), async (value) => {
+      const o = outcomes.get(value) ?? (await tryValue(input, value, env, run, deferred));
+      outcomes.set(value, o);
+      run++;
+      count(counts, o);
+      const problems = [...o.badRejection, ...o.notInert];
+      if (problems.length) throw new Error(`${o.verdict}, but:\n  ${problems.join("\n  ")}`);
+    }),
+    {
+      seed: seedFor(replay.seed, input),
+      numRuns: runs,
+      path: replay.path,
+      verbose: fc.VerbosityLevel.Verbose,
+      endOnFailure: true,
+    },
+  );
+  if (details.failed)
+    throw new Error(
+      `replay: ${replayHint(input, replay.seed, details.counterexamplePath ?? "")}\n${fc.defaultReportMessage(details)}\n` +
+        `Cause: ${(details.errorInstance as Error | undefined)?.message}`,
+    );
+  const of = (v: Verdict) =>
+    new Set([...outcomes].filter(([, o]) => o.verdict === v).map(([value]) => value));
+  return { counts, deferred, accepted: of("accepted"), rejected: of("rejected") };
+}
+
+/**
+ * The certificates' names are what is tried, not their keys: RSA key pairs are made twice and
+ * then reused (each new 2048-bit pair takes some 40 ms). Spies on the module itself: an
+ * `import * as` copy cannot be spied on. Returns the spy, for jest.restoreAllMocks.
+ */
+export function reuseRsaKeys(): jest.SpyInstance {
+  const crypto = jest.requireActual<typeof import("node:crypto")>("node:crypto");
+  const generateKeyPair = crypto.generateKeyPairSync as unknown as (
+    type: string,
+    options: unknown,
+  ) => unknown;
+  const made: unknown[] = [];
+  let n = 0;
+  return jest.spyOn(crypto, "generateKeyPairSync").mockImplementation(((type: string, options: unknown) => {
+    if (type !== "rsa") return generateKeyPair(type, options);
+    if (made.length < 2) made.push(generateKeyPair(type, options));
+    return made[n++ % made.length];
+  }) as unknown as typeof crypto.generateKeyPairSync);
+}
+
 // ---- counting -------------------------------------------------------------------------------
 
 export interface InputCounts {
@@ -1535,4 +1633,29 @@ export function describeLate(input: HostileInput, seed: number, late: readonly L
         `${show(p.value)}: ${p.problem}\n    fast-check { seed: ${seedFor(seed, input)}, path: "${p.run}" }; replay: ${replayHint(input, seed, p.run)}`,
     )
     .join("\n");
+}
+
+/**
+ * Writes this test's part of section "hostile": the pure test's figures (every check and
+ * rendering) and the lab test's (what went through a dom0's sshd, figures named sshd*, details
+ * under `sshd`). Each replaces its own part and keeps the other's (the two run one after another).
+ */
+export function recordHostile(
+  part: "pure" | "sshd",
+  scope: "ci" | "full",
+  figures: Record<string, number>,
+  details: Record<string, unknown>,
+): void {
+  const existing = readReliability().sections.hostile;
+  const theirs = ([k]: [string, number]) => k.startsWith("sshd") === (part === "pure");
+  const kept = Object.fromEntries(Object.entries(existing?.figures ?? {}).filter(theirs));
+  const before = (existing?.details ?? {}) as Record<string, unknown>;
+  recordReliability(
+    "hostile",
+    scope,
+    { ...kept, ...figures },
+    part === "pure"
+      ? { ...details, ...(before.sshd ? { sshd: before.sshd } : {}) }
+      : { ...before, sshd: details },
+  );
 }

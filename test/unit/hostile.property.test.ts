@@ -15,42 +15,31 @@
  */
 jest.mock("@pulumi/pulumi", () => jest.requireActual("../support/paperPulumi").paperPulumi());
 
-import fc from "fast-check";
-import { Dom0 } from "../../provider/dom0/dom0";
 import { remoteCommand } from "../../provider/transport/ssh";
 import {
-  count,
   describeLate,
+  generate,
   havePyyaml,
   hostileEnv,
-  HOSTILE_INPUTS,
+  hostilePlan,
   inputId,
-  newCounts,
-  newDeferred,
   pyyamlProblems,
+  recordHostile,
   recount,
-  replayFromEnv,
-  replayHint,
-  seedFor,
+  refuseDom0Connections,
+  reuseRsaKeys,
   runLocal,
+  sanProblems,
   shellProblems,
   sshProblems,
   totals,
-  tryValue,
-  valuesFor,
   type HostileEnv,
   type HostileInput,
   type InputCounts,
   type LateProblem,
-  type Outcome,
-  sanProblems,
 } from "../support/hostileInput";
-import { readReliability, recordReliability, reliabilityScope } from "../support/reliability";
 
-const replay = replayFromEnv();
-const scope = reliabilityScope();
-const RUNS = Number(process.env.HOSTILE_RUNS) || (scope === "full" ? 5000 : 1000);
-const inputs = HOSTILE_INPUTS.filter((i) => !replay.only || inputId(i) === replay.only);
+const { replay, scope, runs: RUNS, inputs, measured } = hostilePlan({ ci: 1000, full: 5000 });
 const counts: InputCounts[] = [];
 const rendered = {
   shellArguments: 0,
@@ -64,31 +53,18 @@ const rendered = {
 const SSH_SAMPLE = 25;
 const SSH_SAMPLE_OF = (s: "ci" | "full") => (s === "full" ? Infinity : SSH_SAMPLE);
 
-// The modules themselves (an `import * as` copy cannot be spied on): what the provider calls.
-const crypto = jest.requireActual<typeof import("node:crypto")>("node:crypto");
+// The module itself (an `import * as` copy cannot be spied on): what the provider calls.
 const net = jest.requireActual<typeof import("node:net")>("node:net");
 
 let env: HostileEnv;
 let pyyaml = false;
-const connects = { dom0: 0, sockets: 0 };
+const connects = { sockets: 0 };
+let dom0Connects: { readonly count: number };
 
 beforeAll(async () => {
-  // The certificates' names are what is tried here, not their keys: RSA key pairs are made twice
-  // and then reused, where each new 2048-bit pair would take some 40 ms.
-  const real = crypto.generateKeyPairSync;
-  const made: unknown[] = [];
-  let n = 0;
-  jest.spyOn(crypto, "generateKeyPairSync").mockImplementation(((type: string, options: unknown) => {
-    const generate = real as unknown as (t: string, o: unknown) => unknown;
-    if (type !== "rsa") return generate(type, options);
-    if (made.length < 2) made.push(generate(type, options));
-    return made[n++ % made.length];
-  }) as unknown as typeof crypto.generateKeyPairSync);
+  reuseRsaKeys();
   // Nothing tried here may reach a host: every way to one is counted (and refused).
-  jest.spyOn(Dom0, "connect").mockImplementation(async () => {
-    connects.dom0++;
-    throw new Error("the pure hostile-input test never connects to a dom0");
-  });
+  dom0Connects = refuseDom0Connections("the pure hostile-input test never connects to a dom0");
   jest.spyOn(net, "connect").mockImplementation(() => {
     connects.sockets++;
     throw new Error("the pure hostile-input test opens no socket");
@@ -100,23 +76,17 @@ beforeAll(async () => {
 afterAll(() => {
   jest.restoreAllMocks();
   // A replay of one input or one value is not the measurement.
-  if (replay.only || replay.path || counts.length !== HOSTILE_INPUTS.length) return;
-  const existing = readReliability().sections.hostile;
-  // The lab test adds what went through a real sshd (figures sshd*, details.sshd); keep it.
-  const sshdFigures = Object.fromEntries(
-    Object.entries(existing?.figures ?? {}).filter(([k]) => k.startsWith("sshd")),
-  );
-  const sshd = (existing?.details as { sshd?: unknown } | undefined)?.sshd;
-  recordReliability(
-    "hostile",
+  if (!measured(counts.length)) return;
+  recordHostile(
+    "pure",
     scope,
-    { ...totals(counts), ...rendered, hostsContacted: connects.dom0 + connects.sockets, ...sshdFigures },
+    { ...totals(counts), ...rendered, hostsContacted: dom0Connects.count + connects.sockets },
     {
       seed: replay.seed,
+      scope,
       numRunsPerInput: RUNS,
       pyyaml: pyyaml ? "every seed document also read by PyYAML" : "python3 with PyYAML not on this machine",
       inputs: counts,
-      ...(sshd ? { sshd } : {}),
     },
   );
 });
@@ -132,35 +102,8 @@ describe("issue 12.4: hostile input, generated", () => {
   it.each(inputs.map((i): [string, HostileInput] => [inputId(i), i]))(
     "%s: each value is rejected naming it with a fix, or accepted and inert where it is rendered",
     async (_id, input) => {
-      const c = newCounts(input, replay.seed);
+      const { counts: c, deferred } = await generate(input, env, replay, RUNS);
       counts.push(c);
-      const deferred = newDeferred();
-      // A value generated again did the same before: counted again, not tried again.
-      const outcomes = new Map<string, Outcome>();
-      let run = replay.path ? Number(replay.path.split(":")[0]) : 0;
-      const details = await fc.check(
-        fc.asyncProperty(valuesFor(input), async (value) => {
-          const o = outcomes.get(value) ?? (await tryValue(input, value, env, run, deferred));
-          outcomes.set(value, o);
-          run++;
-          count(c, o);
-          const problems = [...o.badRejection, ...o.notInert];
-          if (problems.length) throw new Error(`${o.verdict}, but:\n  ${problems.join("\n  ")}`);
-        }),
-        {
-          seed: seedFor(replay.seed, input),
-          numRuns: RUNS,
-          path: replay.path,
-          verbose: fc.VerbosityLevel.Verbose,
-          // No shrinking: the value reported is the one generated, and the counts stay exact.
-          endOnFailure: true,
-        },
-      );
-      if (details.failed)
-        throw new Error(
-          `replay: ${replayHint(input, replay.seed, details.counterexamplePath ?? "")}\n${fc.defaultReportMessage(details)}\n` +
-            `Cause: ${(details.errorInstance as Error | undefined)?.message}`,
-        );
 
       const late: LateProblem[] = [
         ...(await shellProblems(deferred, localShell)),
@@ -198,6 +141,7 @@ describe("issue 12.4: hostile input, generated", () => {
 
   it("contacts no host: no dom0 connection and no socket while the values were tried", () => {
     expect(counts.length).toBe(inputs.length);
-    expect(connects).toEqual({ dom0: 0, sockets: 0 });
+    expect(dom0Connects.count).toBe(0);
+    expect(connects.sockets).toBe(0);
   });
 });
