@@ -846,22 +846,26 @@ function dom0Roots(h: Dom0): Array<{ dir: string; as: string }> {
   return roots;
 }
 
+/** What one read of a file found: the secrets (by index) with an encoding each, and any PEM key. */
 interface CachedFile {
   readonly key: string;
-  readonly generation: number;
-  readonly findings: Finding[];
+  readonly hits: ReadonlyMap<number, string>;
+  readonly pem: boolean;
 }
 
 /**
  * Walks each dom0's files: a file holding a secret must be one of that secret's homes (its
  * resource's file) and a 0600 regular file; a PEM private key no secret accounts for is a
- * finding wherever it is but in a key's home. Unchanged files are not read twice for the same
- * secrets.
+ * finding wherever it is but in a key's home. A file unchanged since it was read is not read
+ * again (unless `reread`): a secret learned since cannot be in it, as each secret is known before
+ * the first operation (keys, passphrases, config) or made by an operation, after which this scan
+ * runs. Homes and modes are judged afresh each time.
  */
 export function scanDom0(
   set: SecretSet,
   hosts: readonly Dom0[],
   cache = new Map<string, CachedFile>(),
+  opts: { reread?: boolean } = {},
 ): { findings: Finding[]; files: number; bytes: number; read: number; standIns: number } {
   const findings: Finding[] = [];
   let standIns = 0;
@@ -877,38 +881,37 @@ export function scanDom0(
     for (const { file, stat, shown } of entries) {
       files++;
       bytes += stat.size;
-      const key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}:${stat.mode}`;
-      const cached = cache.get(file);
-      if (cached && cached.key === key && cached.generation === set.generation) {
-        findings.push(...cached.findings);
-        continue;
+      const key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+      let seen = cache.get(file);
+      if (!seen || seen.key !== key || opts.reread) {
+        read++;
+        const scan = scanFile(set, file, stat.size);
+        seen = { key, hits: scan.secrets, pem: scan.pem };
+        cache.set(file, seen);
       }
-      read++;
       const mode = stat.mode & 0o7777;
       const where = `${h.name}:${shown} (mode ${mode.toString(8).padStart(4, "0")})`;
-      const scan = scanFile(set, file, stat.size);
-      const own: Finding[] = [];
       let isKeyHome = false;
-      for (const [i, encoding] of scan.secrets) {
+      let keyFound = false;
+      for (const [i, encoding] of seen.hits) {
         const secret = set.secrets[i];
         const home = secret.homes.has(shown);
+        if (secret.kind === "private key") keyFound = true;
         if (home && secret.kind === "private key") isKeyHome = true;
         if (home && mode === 0o600) continue;
         if (LAB_STAND_INS.some((s) => s.file === shown && s.kinds.includes(secret.kind))) {
           standIns++;
           continue;
         }
-        own.push({
+        findings.push({
           place: "file",
           where: `${where}${home ? ", the secret's own file but not 0600" : ", not a file meant to hold it"}`,
           secret: set.describe(i),
           encoding,
         });
       }
-      if (scan.pem && !isKeyHome && !own.some((f) => f.secret.startsWith("private key")))
-        own.push({ place: "file", where, secret: "an unknown PEM private key", encoding: "PEM" });
-      cache.set(file, { key, generation: set.generation, findings: own });
-      findings.push(...own);
+      if (seen.pem && !isKeyHome && !keyFound)
+        findings.push({ place: "file", where, secret: "an unknown PEM private key", encoding: "PEM" });
     }
   }
   return { findings, files, bytes, read, standIns };
@@ -1139,9 +1142,9 @@ export class SecretScan {
     lap(`dom0 after ${args[0]}`);
   }
 
-  private scanDom0s(): void {
+  private scanDom0s(reread = false): void {
     const started = performance.now();
-    const r = scanDom0(this.secrets, this.dom0s, this.dom0Cache);
+    const r = scanDom0(this.secrets, this.dom0s, this.dom0Cache, { reread });
     this.dom0Ms += performance.now() - started;
     this.dom0Scans++;
     this.dom0Files += r.files;
@@ -1243,7 +1246,7 @@ export class SecretScan {
     const runs = scanRuns(this.secrets, this.stack.runs);
     findings.push(...runs.findings);
     lap("runs");
-    if (this.dom0s.length) this.scanDom0s();
+    if (this.dom0s.length) this.scanDom0s(true);
     findings.push(...this.dom0Findings.values());
     lap("dom0");
     findings.push(...scanArgv(this.secrets, this.argv));
