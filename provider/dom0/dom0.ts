@@ -29,6 +29,7 @@ import {
   consoleLogPath,
   CREATE_OVERLAY,
   CREATE_RAW_IMAGE,
+  DESTROY_UNLESS_USED,
   EXIT_BUSY,
   EXIT_EXISTS,
   EXIT_MISSING,
@@ -62,6 +63,17 @@ export class ArtifactMissingError extends Error {
   ) {
     super(`${path} does not exist on ${endpoint}`);
     this.name = "ArtifactMissingError";
+  }
+}
+
+/** A domain other domains use as their vtpm backend (a manager, a vTPM) cannot go now. */
+export class BackendInUseError extends Error {
+  constructor(endpoint: string, what: string, name: string, doing: string, users: readonly string[]) {
+    super(
+      `refusing to ${doing} ${what} ${name} on ${endpoint}: domains use it as their vTPM backend: ${users.join(", ")}. ` +
+        "Stop or destroy them first (their keys are safe in the vTPM images)",
+    );
+    this.name = "BackendInUseError";
   }
 }
 
@@ -200,9 +212,30 @@ export class Dom0 {
     if (paths.length) await this.session.check(["rm", "-f", "--", ...paths]);
   }
 
-  /** `xl create <config>`; throws with xl's own messages. */
-  async xlCreate(configPath: string): Promise<void> {
-    await this.session.check(["xl", "create", configPath]);
+  /**
+   * `xl create <config>`; throws with xl's own messages. A domain with a vtpm backend is created
+   * holding the backend's lock, so that it never starts while the backend is being destroyed
+   * (see xlDestroyUnlessUsed).
+   */
+  async xlCreate(configPath: string, backend?: string): Promise<void> {
+    const argv = ["xl", "create", configPath];
+    const r = await this.session.run(backend ? withLock(backend, argv) : argv);
+    if (r.exitCode !== 0) throw new RemoteCommandError(this.endpoint, argv.join(" "), r.exitCode, r.stderr);
+  }
+
+  /**
+   * `xl destroy <domain>` unless a domain uses it as its vtpm backend; then throws naming them,
+   * having destroyed nothing. The check and the destroy are one step under the domain's lock.
+   */
+  async xlDestroyUnlessUsed(domain: string, what: string, doing: string): Promise<void> {
+    const argv = ["sh", "-c", DESTROY_UNLESS_USED, "pulumi-tvd", domain];
+    const r = await this.session.run(withLock(domain, argv));
+    if (r.exitCode === EXIT_BUSY) {
+      const users = domainsWithVtpmBackend(parseXlListLong(r.stdout, "", "xl list -l"), domain);
+      throw new BackendInUseError(this.endpoint, what, domain, doing, users);
+    }
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(this.endpoint, `destroy ${domain}`, r.exitCode, r.stderr);
   }
 
   /** `xl destroy <domain>`; a domain that is already gone is fine. */

@@ -164,6 +164,23 @@ printf '%s\\n' "$dest"
 export const EXIT_BUSY = 16;
 
 /**
+ * $1 domain. Destroys it unless a domain uses it as its vtpm backend (a manager's vTPMs, a
+ * vTPM's guest): then it exits EXIT_BUSY and prints `xl list -l`, having destroyed nothing. Run
+ * under the domain's lock, which every `xl create` of a domain with this backend holds too, so that no
+ * user starts between the check and the destroy. A domain already gone is fine.
+ */
+export const DESTROY_UNLESS_USED = `set -u
+d=$1
+list=$(xl list -l) || exit 1
+re=$(printf '"backend_domname":[[:space:]]*"%s"' "$d" | sed 's/[.]/[.]/g')
+if printf '%s\\n' "$list" | grep -q -E -e "$re"; then printf '%s\\n' "$list"; exit ${EXIT_BUSY}; fi
+out=$(xl destroy "$d" 2>&1) && exit 0
+case $out in *"is an invalid domain identifier"*) exit 0 ;; esac
+printf '%s\\n' "$out" >&2
+exit 1
+`;
+
+/**
  * Shell functions of TVD_NET_CREATE. `sync_peers <vxlan> <peer>...` makes the
  * vxlan's head-end replication list (all-zero fdb entries) exactly the given peers; it records
  * what it appended in $added so that a failing create can take it back.

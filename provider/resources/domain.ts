@@ -17,7 +17,7 @@ import {
   type UpdateContext,
 } from "../core/define";
 import { artifactKey, type Artifact } from "../core/ownership";
-import { ArtifactExistsError, type Dom0 } from "../dom0/dom0";
+import { ArtifactExistsError, BackendInUseError, type Dom0 } from "../dom0/dom0";
 import type { FileReport, Inspection, InspectTarget } from "../dom0/inspect";
 import { diffXlConfigs, parseXlConfig } from "../xl/config";
 import { observeStubdomConfig, type Observed, type ObservedStubdom } from "../xl/observe";
@@ -45,6 +45,8 @@ export interface DomainKind<V extends DomainInputs> {
   readonly stopWhenIdle?: boolean;
   /** Waits for what it needs to start (a guest's vTPM). */
   readonly beforeStart?: (dom0: Dom0, v: V) => Promise<void>;
+  /** The domain it names as its vtpm backend (a vTPM's manager, a guest's vTPM), if any. */
+  readonly backendOf?: (v: V) => string | undefined;
 }
 
 export function dom0Of(ctx: Context): Dom0 {
@@ -66,7 +68,7 @@ export async function startDomain<V extends DomainInputs>(
   v: V,
 ): Promise<void> {
   if (kind.beforeStart) await kind.beforeStart(dom0, v);
-  await dom0.xlCreate(configPathOf(v));
+  await dom0.xlCreate(configPathOf(v), kind.backendOf?.(v));
   if (kind.ready) await dom0.waitForConsole(v.name, kind.ready.text, kind.ready.timeoutSec(v));
 }
 
@@ -76,15 +78,14 @@ export async function startDomain<V extends DomainInputs>(
  */
 export async function refuseWhileUsed(dom0: Dom0, what: string, name: string, doing: string): Promise<void> {
   const users = await dom0.domainsUsing(name);
-  if (users.length) {
-    throw new Error(
-      `refusing to ${doing} ${what} ${name} on ${dom0.endpoint}: domains use it as their vTPM backend: ${users.join(", ")}. ` +
-        "Stop or destroy them first (their keys are safe in the vTPM images)",
-    );
-  }
+  if (users.length) throw new BackendInUseError(dom0.endpoint, what, name, doing, users);
 }
 
-/** Stops the running domain `name` of this kind, only when nothing runs on it. */
+/**
+ * Stops the running domain `name` of this kind, only when nothing runs on it: checked first, and
+ * again with the destroy as one step under its lock, so that nothing starts on it in between
+ * (another stack's vTPM on this manager).
+ */
 export async function stopDomain<V extends DomainInputs>(
   kind: DomainKind<V>,
   dom0: Dom0,
@@ -95,7 +96,8 @@ export async function stopDomain<V extends DomainInputs>(
   if (kind.servesOthers) await refuseWhileUsed(dom0, kind.what, name, doing);
   if (kind.stopWhenIdle && kind.ready)
     await dom0.waitForConsole(name, kind.ready.text, kind.ready.timeoutSec(v));
-  await dom0.xlDestroy(name);
+  if (kind.servesOthers) await dom0.xlDestroyUnlessUsed(name, kind.what, doing);
+  else await dom0.xlDestroy(name);
 }
 
 /** A disk a domain is created with (a vTPM image, a guest overlay): made, and removed on failure. */
@@ -145,7 +147,7 @@ export async function createDomain<V extends DomainInputs>(
     made.push(configPathOf(v));
     if (v.running) {
       if (kind.beforeStart) await kind.beforeStart(dom0, v);
-      await dom0.xlCreate(configPathOf(v));
+      await dom0.xlCreate(configPathOf(v), kind.backendOf?.(v));
       started = true;
       if (kind.ready) await dom0.waitForConsole(v.name, kind.ready.text, kind.ready.timeoutSec(v));
     }

@@ -75,6 +75,7 @@ const kind: DomainKind<GuestInputs> = {
   beforeStart: async (dom0, v) => {
     if (v.vtpm) await dom0.waitForConsole(v.vtpm, VTPM_READY, v.vtpmReadyTimeoutSec);
   },
+  backendOf: (v) => v.vtpm,
 };
 
 const overlayOf = (v: GuestInputs): Artifact => ({

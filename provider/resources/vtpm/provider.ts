@@ -54,6 +54,7 @@ const kind: DomainKind<VtpmInputs> = {
   what: "vTPM",
   ready: { text: VTPM_READY, timeoutSec: (v) => v.readyTimeoutSec },
   servesOthers: true,
+  backendOf: (v) => v.manager,
   renderConfig: (v) =>
     renderXlConfig(
       renderVtpmConfig({
