@@ -87,40 +87,6 @@ export async function clearFaults(h: LabHostRecord): Promise<void> {
 }
 
 /**
- * The next command whose command line matches `pattern` (as for failNext) never runs: the session
- * asks for a reboot of the host and waits. rebootWhenAsked (running meanwhile) then reboots it, so
- * the power goes exactly as that command arrives.
- */
-export function rebootOn(h: LabHostRecord, pattern: string): void {
-  if (/[\n]/.test(pattern)) throw new Error("a fault pattern must be one line");
-  const rule = pattern.startsWith("^") ? `^${TRANSPORT_PREFIX}${pattern.slice(1)}` : pattern;
-  appendFileSync(path.join(faultsDir(h), "reboot-rules"), `1 ${rule}\n`);
-}
-
-/**
- * Waits until a session asks for a reboot (a rebootOn rule matched), then reboots the host with
- * rebootHost; resolves with the rule that matched, or undefined when none did within `timeoutMs`
- * (the rules left are then removed).
- */
-export async function rebootWhenAsked(
-  h: LabHostRecord,
-  opts: { timeoutMs: number; pauseMs?: number },
-): Promise<string | undefined> {
-  const asked = path.join(faultsDir(h), "reboot-requested");
-  const deadline = Date.now() + opts.timeoutMs;
-  while (!existsSync(asked)) {
-    if (Date.now() > deadline) {
-      rmSync(path.join(faultsDir(h), "reboot-rules"), { force: true });
-      return undefined;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const rule = readFileSync(asked, "utf8").trim().replace(`^${TRANSPORT_PREFIX}`, "^");
-  await rebootHost(h, opts.pauseMs);
-  return rule;
-}
-
-/**
  * A dom0 reboot: the power goes (sshd, every session and every domain's process are killed at
  * once: swtpm, guest network namespaces, xl itself), then what a reboot clears is cleared (the
  * hypervisor's domains and xenstore, the loop devices and vifs the domains held) while files on
@@ -158,7 +124,6 @@ export async function rebootHost(h: LabHostRecord, pauseMs = 500): Promise<void>
     'find /var/lib/xen -type f -exec losetup -l -n -O NAME -j {} \\; | while read -r loop; do losetup -d "$loop"; done',
     "ip -o link show | awk -F': ' '{ sub(/@.*/, \"\", $2); print $2 }' | grep '^vif' | while read -r vif; do ip link del dev \"$vif\"; done",
     "rm -rf /var/lib/tvd-lab/vtpm /var/lib/tvd-lab/netns /var/lib/tvd-lab/xenstore.json /var/lib/tvd-lab/domains.json.tmp-*",
-    "rm -f /var/lib/tvd-lab/faults/reboot-requested",
   ].join("\n");
   const r = await inHost(h, ["sh", "-c", clear]);
   if (r.code !== 0) throw new Error(`rebooting ${h.name}: ${r.stderr}`);

@@ -106,42 +106,28 @@ function installTools(root: string): void {
  * runs the client's command exactly as sshd would have ($SHELL -c "<command>").
  *  latency-ms   every command first sleeps this long
  *  fail-rules   lines "<count> <extended regex>": the next <count> commands matching fail (exit 97)
- *  reboot-rules the same lines: a matching command never runs; the session asks the lab to reboot
- *               the host (reboot-requested, see rebootWhenAsked in faults.ts) and waits for it
  */
 const SESSION_WRAPPER = `#!/bin/sh
 faults=/var/lib/tvd-lab/faults
 cmd=\${SSH_ORIGINAL_COMMAND-}
-# Takes one use of the first rule in $faults/$1 that matches the command; prints that rule.
-# Reading the rules and writing them back is one step under the lock: sessions run in
-# parallel, and a rewrite outside it could drop a rule another session had just kept.
-take_rule() {
-  flock "$faults/.lock" sh -c '
-    f=$1
-    awk -v cmd="$2" -v out="$f.new" '"'"'
-      { n = $1; re = substr($0, index($0, " ") + 1) }
-      !done && n > 0 && cmd ~ re { n--; done = 1; hitre = re }
-      n > 0 { print n " " re > out }
-      END { close(out); if (done) print hitre }
-    '"'"' "$f"
-    if [ -f "$f.new" ]; then mv "$f.new" "$f"; else : >"$f"; fi
-  ' take-rule "$faults/$1" "$cmd"
-}
 if [ -s "$faults/latency-ms" ]; then
   sleep "$(awk '{ printf "%.3f", $1 / 1000 }' "$faults/latency-ms")"
 fi
-if [ -n "$cmd" ] && [ -s "$faults/reboot-rules" ]; then
-  hit=$(take_rule reboot-rules)
-  if [ -n "$hit" ]; then
-    printf '%s\\n' "$hit" > "$faults/.reboot-requested" && mv "$faults/.reboot-requested" "$faults/reboot-requested"
-    # Nothing runs meanwhile; a lab that never reboots the host fails the command in the end.
-    sleep 300
-    echo "tvd-lab: the lab did not reboot the host (rule: $hit)" >&2
-    exit 97
-  fi
-fi
 if [ -n "$cmd" ] && [ -s "$faults/fail-rules" ]; then
-  hit=$(take_rule fail-rules)
+  # Reading the rules and writing them back is one step under the lock: sessions run in
+  # parallel, and a rewrite outside it could drop a rule another session had just kept.
+  hit=$(
+    flock "$faults/.lock" sh -c '
+      f=$1/fail-rules
+      awk -v cmd="$2" -v out="$f.new" '"'"'
+        { n = $1; re = substr($0, index($0, " ") + 1) }
+        !done && n > 0 && cmd ~ re { n--; done = 1; hitre = re }
+        n > 0 { print n " " re > out }
+        END { close(out); if (done) print hitre }
+      '"'"' "$f"
+      if [ -f "$f.new" ]; then mv "$f.new" "$f"; else : >"$f"; fi
+    ' fault-rules "$faults" "$cmd"
+  )
   if [ -n "$hit" ]; then
     echo "tvd-lab: injected failure (rule: $hit)" >&2
     exit 97
