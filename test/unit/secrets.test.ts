@@ -13,6 +13,7 @@ import { utils as sshUtils } from "ssh2";
 import {
   ArgvSampler,
   formatFinding,
+  harvestState,
   Matcher,
   PassphraseCrypter,
   scanArgv,
@@ -204,6 +205,57 @@ describe("Pulumi passphrase secrets", () => {
       "CONFIGSECRET789",
     );
     expect(() => new PassphraseCrypter("not it", salt)).toThrow(/does not open/);
+  });
+});
+
+describe("a stack's state", () => {
+  it("yields each secret under its resource, with the homes its kind declares for the property meant for them", () => {
+    const memberKey = sshKey("seed-key").key;
+    const labKey = sshKey("lab-key").key;
+    const hex = randomBytes(20).toString("hex");
+    // As `pulumi stack export --show-secrets` shows secrets; the backend's files hold ciphertext.
+    const secret = (v: unknown) => ({
+      "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+      plaintext: JSON.stringify(v),
+    });
+    const type = (kind: string) => `pulumi-nodejs:dynamic/pulumi-tvd:${kind}`;
+    const doc = {
+      deployment: {
+        resources: [
+          {
+            urn: `urn:pulumi:e2e::p::${type("SeedImage")}::m1-seed`,
+            type: type("SeedImage"),
+            inputs: {
+              connection: secret({ privateKey: labKey }),
+              seed: secret({ sshHostKey: { privateKey: memberKey } }),
+            },
+            outputs: { path: "/var/lib/xen/images/m1-seed.img" },
+          },
+          {
+            urn: `urn:pulumi:e2e::p::${type("VtpmManager")}::manager`,
+            type: type("VtpmManager"),
+            outputs: {
+              name: "vtpmmgr",
+              configDir: "/etc/xen",
+              ownerAuth: secret(hex),
+              srkAuth: secret("well-known"),
+            },
+          },
+        ],
+      },
+    };
+    const set = new SecretSet();
+    expect(harvestState(doc, set, undefined)).toBe(4);
+    const byLabel = Object.fromEntries(set.secrets.map((x) => [[...x.labels][0], [x.kind, [...x.homes]]]));
+    expect(byLabel).toEqual({
+      "SeedImage m1-seed connection.privateKey": ["private key", []],
+      "SeedImage m1-seed seed.sshHostKey.privateKey": ["private key", ["/var/lib/xen/images/m1-seed.img"]],
+      "VtpmManager manager ownerAuth": [
+        "auth",
+        ["/etc/xen/vtpmmgr.cfg", "/var/log/xen/console/guest-vtpmmgr.log"],
+      ],
+    });
+    expect(set.publicValues).toEqual(new Set(["well-known"]));
   });
 });
 
