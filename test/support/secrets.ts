@@ -267,18 +267,18 @@ const PRIVATE_JWK_PARTS = ["d", "p", "q", "dp", "dq", "qi"] as const;
  * primes and CRT values) located in the body, or, for an encrypted key, its ciphertext. A
  * public key, whose bytes the body also holds, is never marked.
  */
-function privateMask(block: PemBlock, bin: Buffer): { mask: Uint8Array; components: Buffer[]; how: string } {
+function privateMask(block: PemBlock, bin: Buffer): { mask: Uint8Array; components: Buffer[] } {
   const mask = new Uint8Array(bin.length);
   const components: Buffer[] = [];
   const section = block.label === "OPENSSH PRIVATE KEY" ? opensshPrivateSection(bin) : undefined;
   if (section && section.cipher !== "none") {
     mask.fill(1, section.start, section.end);
-    return { mask, components, how: "encrypted OpenSSH key: its ciphertext" };
+    return { mask, components };
   }
   if (/ENCRYPTED/.test(block.label) || /^Proc-Type:/m.test(block.text)) {
     // PKCS#8 or legacy PEM encryption: all but the algorithm header is ciphertext.
     mask.fill(1, Math.min(64, bin.length >> 1));
-    return { mask, components, how: "encrypted PEM key: its ciphertext" };
+    return { mask, components };
   }
   let jwk: JsonWebKey;
   try {
@@ -291,7 +291,7 @@ function privateMask(block: PemBlock, bin: Buffer): { mask: Uint8Array; componen
     jwk = createPrivateKey(pem).export({ format: "jwk" });
   } catch {
     mask.fill(1, Math.floor(bin.length / 3));
-    return { mask, components, how: "unparsed key: its last two thirds" };
+    return { mask, components };
   }
   for (const part of PRIVATE_JWK_PARTS) {
     const value = jwk[part];
@@ -302,11 +302,7 @@ function privateMask(block: PemBlock, bin: Buffer): { mask: Uint8Array; componen
     mask.fill(1, at, at + bytes.length);
     components.push(bytes);
   }
-  return {
-    mask,
-    components,
-    how: `private components ${PRIVATE_JWK_PARTS.filter((p) => jwk[p]).join(", ")}`,
-  };
+  return { mask, components };
 }
 
 type PatternSink = (bytes: Buffer | string, encoding: string) => void;
@@ -396,8 +392,6 @@ export class SecretSet {
   /** Values seen as secrets that are public by definition (TPM's well-known auth). */
   readonly publicValues = new Set<string>();
   private matcher?: Matcher;
-  /** Bumped whenever a secret or a home is added: cached scans are stale. */
-  generation = 0;
 
   /**
    * Adds one value: a text holding PEM private keys (each key a secret), an auth, or a
@@ -445,15 +439,10 @@ export class SecretSet {
       });
       this.byValue.set(value, secret);
       this.secrets.push(secret);
-      this.generation++;
       this.matcher = undefined;
     }
     if (!secret.labels.has(label)) secret.labels.add(label);
-    for (const home of homes) {
-      if (secret.homes.has(home)) continue;
-      secret.homes.add(home);
-      this.generation++;
-    }
+    for (const home of homes) secret.homes.add(home);
     return secret;
   }
 
