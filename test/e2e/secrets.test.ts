@@ -157,7 +157,7 @@ it("destroy, then the whole scan: state, outputs, events, files and argv hold no
   for (const k of ["stateDocuments", "stateFiles", "outputs", "events", "dom0Files", "argvSamples"] as const)
     expect(figures[k]).toBeGreaterThan(0);
   // The Node SDK's debug echo of RegisterResource responses carries secret outputs in plaintext
-  // (pulumi/pulumi#24478): the scan leaves only those events out. When an upgrade stops it, this
+  // (@pulumi/pulumi runtime/resource.js): the scan leaves only those events out. When an upgrade stops it, this
   // fails, and the exclusion in secrets.ts should go.
   expect(figures.upstreamDebugEventsWithSecrets).toBeGreaterThan(0);
 });

@@ -659,8 +659,8 @@ export interface CliRun {
 /**
  * The Node SDK logs each RegisterResource/ReadResource RPC's response at debug severity,
  * secret outputs in plaintext (@pulumi/pulumi runtime/resource.js: `RegisterResource RPC
- * finished: ...; resp: ${innerResponse}`; fixed upstream by logging them only with
- * excessiveDebugOutput, pulumi/pulumi#24478, see #24479), and `pulumi --json` streams debug
+ * finished: ...; resp: ${innerResponse}` in @pulumi/pulumi 3.259.0, unlike its Invoke RPC lines,
+ * which print their payload only with excessiveDebugOutput), and `pulumi --json` streams debug
  * diagnostics whatever the verbosity. Only those events are left out of the findings (and
  * counted); everything else the CLI prints is scanned.
  */
@@ -1358,7 +1358,7 @@ function recordScan(figures: ScanFigures, findings: readonly Finding[], set: Sec
         homes: SECRET_HOMES,
         labStandIns: LAB_STAND_INS,
         upstream:
-          "debug diagnostics 'RegisterResource/ReadResource RPC finished: ... resp:' from @pulumi/pulumi's Node SDK carry secret outputs in plaintext and `pulumi --json` streams them; left out of findings, counted as upstreamDebugEventsExcluded / upstreamDebugEventsWithSecrets (pulumi/pulumi#24478, #24479)",
+          "debug diagnostics 'RegisterResource/ReadResource RPC finished: ... resp:' from @pulumi/pulumi's Node SDK carry secret outputs in plaintext and `pulumi --json` streams them; left out of findings, counted as upstreamDebugEventsExcluded / upstreamDebugEventsWithSecrets (@pulumi/pulumi runtime/resource.js)",
         files,
       },
     );
