@@ -9,7 +9,7 @@
  * The pure half (keys, the in-program registry, messages) is here with the dom0 scripts; the
  * scripts are constants and every value reaches them as a positional argument.
  */
-import { EXIT_EXISTS } from "../dom0/scripts";
+import { EXIT_EXISTS, IGNORE_SIGPIPE } from "../dom0/scripts";
 
 /**
  * What kind of thing an artifact is; the key's prefix. A "uuid" is a vTPM's identity to its
@@ -73,6 +73,7 @@ exists() {
  * record). On success prints `claimed<TAB>key` for each record this run made.
  */
 export const CLAIM = `set -u
+${IGNORE_SIGPIPE}
 ${RECORD_FUNCTIONS}me=$1; adopt=$2; shift 2
 mkdir -p -- "$dir"
 exec 9>"$dir/.lock"
@@ -102,8 +103,9 @@ for a in "$@"; do
   tmp=$(mktemp -- "$dir/.claim.XXXXXX") || unwritten "$key"
   printf '%s\\n%s\\n%s\\n' "$key" "$me" "$role" > "$tmp" || unwritten "$key"
   ln -- "$tmp" "$r" || unwritten "$key"
-  made="$made $r"; printf 'claimed\\t%s\\n' "$key"
-  rm -f -- "$tmp"
+  # Nothing is printed while a temporary file exists: with the client gone, a write to stdout
+  # ends the script (SIGPIPE), which must leave no temporary file behind.
+  rm -f -- "$tmp"; made="$made $r"; printf 'claimed\\t%s\\n' "$key"
 done
 if [ -n "$conflicts" ]; then
   for r in $made; do rm -f -- "$r"; done

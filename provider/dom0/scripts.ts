@@ -10,11 +10,19 @@ export const EXIT_EXISTS = 17;
 export const EXIT_MISSING = 2;
 
 /**
+ * The second line of every script that makes a temporary file. With its client gone (a cut
+ * connection) a script must not die of SIGPIPE at its next output, before its EXIT trap has
+ * removed the temporary file: its writes fail instead, and it ends as it would have.
+ */
+export const IGNORE_SIGPIPE = "trap '' PIPE";
+
+/**
  * $1 path, $2 size in MiB. Writes the image under a temporary name, then hard-links it into
  * place: `ln` never replaces an existing file, and a dd cut short (disk full, dropped
  * connection) leaves no half-written image at the final path, which `dd conv=excl` alone would.
  */
 export const CREATE_RAW_IMAGE = `set -eu
+${IGNORE_SIGPIPE}
 p=$1; n=$2
 mkdir -p -- "$(dirname -- "$p")"
 if [ -e "$p" ]; then echo "refusing to overwrite $p: it exists" >&2; exit ${EXIT_EXISTS}; fi
@@ -34,6 +42,7 @@ export const EXIT_INCOMPLETE = 74;
  * against the size and hash first, and otherwise removed with the old file left as it was.
  */
 export const WRITE_FILE_ATOMIC = `set -eu
+${IGNORE_SIGPIPE}
 p=$1; mode=$2; size=$3; sum=$4
 mkdir -p -- "$(dirname -- "$p")"
 tmp=$(mktemp -- "$p.partial.XXXXXX")
@@ -52,6 +61,7 @@ trap - EXIT
 
 /** $1 base image, $2 its format, $3 overlay. Never replaces an existing overlay. */
 export const CREATE_OVERLAY = `set -eu
+${IGNORE_SIGPIPE}
 base=$1; fmt=$2; p=$3
 if [ ! -f "$base" ]; then echo "base image $base does not exist" >&2; exit ${EXIT_MISSING}; fi
 if [ -e "$p" ]; then echo "refusing to overwrite $p: it exists" >&2; exit ${EXIT_EXISTS}; fi
@@ -75,6 +85,7 @@ export const LOCK_DIR = "/var/lib/xen/pulumi-tvd/locks";
  * stdout is parsed.
  */
 export const INSPECT = `set -u
+${IGNORE_SIGPIPE}
 emit() { printf '%s\\t%s\\n' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
 errf=$(mktemp); trap 'rm -f -- "$errf"' EXIT
 dom=$1; shift
@@ -140,6 +151,7 @@ export const ARCHIVE_DIR = "/var/lib/xen/pulumi-tvd/archive";
  * goes only once its archived copy is known good and on disk.
  */
 export const ARCHIVE_FILE = `set -eu
+${IGNORE_SIGPIPE}
 p=$1; dir=$2; ts=$3
 [ -e "$p" ] || exit 0
 mkdir -p -- "$dir"
