@@ -22,6 +22,7 @@ import type { FileReport, Inspection, InspectTarget } from "../dom0/inspect";
 import { diffXlConfigs, parseXlConfig } from "../xl/config";
 import { observeStubdomConfig, type Observed, type ObservedStubdom } from "../xl/observe";
 import { runningDiffers } from "../xl/running";
+import { RemoteCommandError } from "../transport/errors";
 import { configPathOf, imagePathOf } from "./stubdom";
 
 /** Inputs every domain kind has. */
@@ -110,7 +111,8 @@ export interface DomainDisk {
  * Creates a domain: its disk (never over an existing one), its 0600 config, and starts it when
  * `running`. Its artifacts are already claimed, so nothing here can be another's. A failure
  * removes exactly what this create made: a domain only if this create started it, the config
- * and disk only if this create wrote them (a new disk holds nothing yet).
+ * and disk only if this create wrote them (a new disk holds nothing yet); after a step that got
+ * no answer, whatever is at their names (claimed fresh, so this create's own).
  *
  * What an earlier create of this resource left (`resumed`, see Context) is taken up as an update
  * would: the disk it made is kept (never made over), the config written, the domain started, or
@@ -152,8 +154,13 @@ export async function createDomain<V extends DomainInputs>(
       if (kind.ready) await dom0.waitForConsole(v.name, kind.ready.text, kind.ready.timeoutSec(v));
     }
   } catch (e) {
-    if (started) await dom0.xlDestroy(v.name).catch(() => undefined);
-    await dom0.removeFiles(made).catch(() => undefined);
+    // A step that got no answer (a timeout, a cut connection) may have done its work on the dom0:
+    // a domain started, a disk or config linked into place. Every artifact was claimed fresh (none
+    // existed), so whatever is at its name now is this create's own, and goes.
+    const unanswered = e instanceof RemoteCommandError && e.exitCode === null;
+    if (started || unanswered) await dom0.xlDestroy(v.name).catch(() => undefined);
+    const written = unanswered ? [disk.path, configPathOf(v)] : made;
+    await dom0.removeFiles(written).catch(() => undefined);
     throw e;
   }
 }
