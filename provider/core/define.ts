@@ -435,6 +435,8 @@ export function defineResource<V extends object, X extends object>(def: Resource
         if (ctx.dom0 && claimed.length) await ctx.dom0.release(ctx.owner, claimed).catch(() => undefined);
         throw e;
       }
+      // What the unfinished create it took up claimed and never made (a UUID generated then) goes.
+      if (ctx.dom0 && resumed.length) await ctx.dom0.releaseStale(ctx.owner, artifacts.map(artifactKey));
       const seen = await def.observe({ ...ctx, state: { ...props, ...(made ?? {}) } }, {
         ...v,
         ...(made ?? {}),

@@ -132,6 +132,26 @@ exit 0
 `;
 
 /**
+ * $1 owner, then the keys of what the resource places now. Removes this owner's other records
+ * whose artifact does not exist: what an earlier create of the resource claimed and never made
+ * (the vTPM UUID it generated then, before its dom0 went away). A record whose artifact exists (an
+ * archived or retained key image) is kept. Prints `released<TAB>key` for each record removed.
+ */
+export const RELEASE_STALE = `set -u
+${RECORD_FUNCTIONS}me=$1; shift
+[ -d "$dir" ] || exit 0
+exec 9>"$dir/.lock"
+flock -w 120 9 || { echo "cannot lock $dir" >&2; exit 1; }
+for r in "$dir"/*; do
+  [ -f "$r" ] && [ "$(sed -n 2p -- "$r")" = "$me" ] || continue
+  key=$(sed -n 1p -- "$r"); current=0
+  for k in "$@"; do [ "$k" = "$key" ] && current=1; done
+  [ "$current" = 0 ] && ! exists "$key" && rm -f -- "$r" && printf 'released\\t%s\\n' "$key"
+done
+exit 0
+`;
+
+/**
  * Keys as arguments. Prints `owner<TAB>key<TAB>owner<TAB>role<TAB>exists` for each: the owner
  * and role empty without a record, exists 1 or 0. Read only.
  */

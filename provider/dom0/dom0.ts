@@ -9,6 +9,7 @@ import {
   parseKeys,
   parseOwners,
   RELEASE,
+  RELEASE_STALE,
   type Artifact,
   type OwnerRecord,
 } from "../core/ownership";
@@ -274,6 +275,16 @@ export class Dom0 {
     const r = await this.script(RELEASE, [owner, ...keys]);
     if (r.exitCode !== 0)
       throw new RemoteCommandError(this.endpoint, "release ownership records", r.exitCode, r.stderr);
+  }
+
+  /**
+   * Removes `owner`'s records of artifacts that are not among `current` and do not exist (what an
+   * earlier, unfinished create of the resource claimed and never made). One round trip.
+   */
+  async releaseStale(owner: string, current: readonly string[]): Promise<void> {
+    const r = await this.script(RELEASE_STALE, [owner, ...current]);
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(this.endpoint, "release stale ownership records", r.exitCode, r.stderr);
   }
 
   /** Who owns each artifact, and whether it exists. One round trip, read only. */
