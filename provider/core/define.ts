@@ -13,7 +13,7 @@ import type { ResourceKind } from "../dynamic";
 import type { Connection } from "../transport/connection";
 import { InputValidationError, validate, type CheckFailure } from "../validation";
 import { providerVersion } from "../version";
-import { artifactKey, declareInProgram, type Artifact } from "./ownership";
+import { artifactKey, declareInProgram, type Artifact, type OwnerRecord } from "./ownership";
 
 /** The engine's placeholder for a value not known during preview (rpc.unknownValue). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -431,8 +431,18 @@ export function defineResource<V extends object, X extends object>(def: Resource
       try {
         made = await def.create({ ...ctx, resumed }, v);
       } catch (e) {
-        // Only the records this create made go; what it made on the host its own create removed.
-        if (ctx.dom0 && claimed.length) await ctx.dom0.release(ctx.owner, claimed).catch(() => undefined);
+        // Only the records this create made go, of what is not there: its own create removed what
+        // it made, but a step that got no answer may have done its work all the same (a seed
+        // written, a bridge made), which keeps its record for the next up to take up. A create
+        // that adopted releases them all: what it adopted was there before.
+        if (ctx.dom0 && claimed.length) {
+          const dom0 = ctx.dom0;
+          const there = adopt
+            ? new Map<string, OwnerRecord>()
+            : await dom0.owners(artifacts).catch(() => undefined);
+          const gone = there ? claimed.filter((k) => !there.get(k)?.exists) : [];
+          await dom0.release(ctx.owner, gone).catch(() => undefined);
+        }
         throw e;
       }
       // What the unfinished create it took up claimed and never made (a UUID generated then) goes.
