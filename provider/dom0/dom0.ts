@@ -85,12 +85,25 @@ function lockPath(name: string): string {
   return `${LOCK_DIR}/${name}.lock`;
 }
 
+/** Exit code of a command that waited too long for its dom0-side lock. */
+export const EXIT_LOCK_WAIT = 75;
+
 /**
  * argv run while holding the dom0-side lock named `lockName`, waiting up to two minutes for it.
- * The lock lives on the dom0, so it also holds between two stacks or two machines.
+ * The lock lives on the dom0, so it also holds between two stacks or two machines. A shared hold
+ * (`shared`) admits other shared holders and excludes only exclusive ones: many vTPMs may start on
+ * one manager at once, but none while the manager is being destroyed. A wait that runs out says
+ * so on stderr, instead of flock's silent exit 1.
  */
-export function withLock(lockName: string, argv: readonly string[]): string[] {
-  const script = 'l=$1; shift; mkdir -p -- "$(dirname -- "$l")" && exec flock -w 120 -- "$l" "$@"';
+export function withLock(
+  lockName: string,
+  argv: readonly string[],
+  opts: { shared?: boolean } = {},
+): string[] {
+  const mode = opts.shared ? "-s" : "-x";
+  const script =
+    `l=$1; shift; mkdir -p -- "$(dirname -- "$l")" || exit 1; flock ${mode} -E ${EXIT_LOCK_WAIT} -w 120 -- "$l" "$@"; rc=$?; ` +
+    `[ "$rc" != ${EXIT_LOCK_WAIT} ] || echo "waited 120 s for the dom0 lock $l, held by another pulumi-tvd step; retry when it is done" >&2; exit "$rc"`;
   return ["sh", "-c", script, "lock", lockPath(lockName), ...argv];
 }
 
@@ -215,12 +228,13 @@ export class Dom0 {
 
   /**
    * `xl create <config>`; throws with xl's own messages. A domain with a vtpm backend is created
-   * holding the backend's lock, so that it never starts while the backend is being destroyed
-   * (see xlDestroyUnlessUsed).
+   * holding the backend's lock shared, so that it never starts while the backend is being
+   * destroyed (see xlDestroyUnlessUsed, which holds it exclusively), while the vTPMs of one manager
+   * still start side by side (real xl takes 10-60 s per stub domain under QEMU).
    */
   async xlCreate(configPath: string, backend?: string): Promise<void> {
     const argv = ["xl", "create", configPath];
-    const r = await this.session.run(backend ? withLock(backend, argv) : argv);
+    const r = await this.session.run(backend ? withLock(backend, argv, { shared: true }) : argv);
     if (r.exitCode !== 0) throw new RemoteCommandError(this.endpoint, argv.join(" "), r.exitCode, r.stderr);
   }
 

@@ -119,6 +119,23 @@ describe("withLock", () => {
     expect(a1 <= b0 || b1 <= a0).toBe(true);
   });
 
+  it("lets shared holders run side by side (vTPMs starting on one manager), never beside an exclusive one", async () => {
+    const s = await lab.session(A);
+    const stamp = ["sh", "-c", "date +%s%N; sleep 0.6; date +%s%N"];
+    const span = (r: { stdout: string }) => r.stdout.trim().split("\n").map(BigInt);
+    const overlap = (x: bigint[], y: bigint[]) => x[0] < y[1] && y[0] < x[1];
+    const [a, b] = await Promise.all([
+      s.run(withLock("mgr1", stamp, { shared: true })),
+      s.run(withLock("mgr1", stamp, { shared: true })),
+    ]);
+    expect(overlap(span(a), span(b))).toBe(true);
+    const [x, y] = await Promise.all([
+      s.run(withLock("mgr1", stamp)),
+      s.run(withLock("mgr1", stamp, { shared: true })),
+    ]);
+    expect(overlap(span(x), span(y))).toBe(false);
+  });
+
   it("refuses a lock name that is not an artifact name", () => {
     expect(() => withLock("../etc/passwd", ["true"])).toThrow(/invalid lock name/);
   });
