@@ -218,14 +218,15 @@ interface PlanEntry {
 
 /**
  * CI's slice: every step of a vTPM's create, failing and on a full disk, and of a guest's restart,
- * failing; and a vTPM's create with its connection dropped before a config write and after
- * `xl create`, and `xl create` timing out.
+ * failing; a vTPM's create with its connection dropped before a config write and after
+ * `xl create`, and `xl create` timing out; a seed image's write timing out.
  */
 const CI_PLAN: readonly PlanEntry[] = [
   { kind: "Vtpm", op: "create", faults: ["fail", "diskFull"] },
   { kind: "Guest", op: "update-restart", faults: ["fail"] },
   { kind: "Vtpm", op: "create", faults: ["dropBefore"], steps: ["sh -c WRITE_FILE_ATOMIC"] },
   { kind: "Vtpm", op: "create", faults: ["dropAfter", "timeout"], steps: ["xl create"] },
+  { kind: "SeedImage", op: "create", faults: ["timeout"], steps: ["sh -c WRITE_FILE_ATOMIC"] },
 ];
 
 const FULL_PLAN: readonly PlanEntry[] = KINDS.flatMap((k) =>
