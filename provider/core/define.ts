@@ -97,8 +97,12 @@ export interface ResourceDefinition<V extends object, X extends object> {
    * parse the stored state. Only with an object schema.
    */
   readonly transient?: readonly (keyof V & string)[];
-  /** Defaults computed from other inputs (an image path from the name), filled in by check. */
-  readonly derived?: (v: V) => Partial<V>;
+  /**
+   * Defaults computed from other inputs (an image path from the name), filled in by check. The
+   * owner (`<project>/<stack> <Kind> <name>`) is given where it is known, for a default that must
+   * come out the same each time the same resource is created (a vTPM's UUID).
+   */
+  readonly derived?: (v: V, owner: string | undefined) => Partial<V>;
   /** What the resource makes and owns on its dom0. */
   readonly artifacts?: (v: V) => Artifact[];
   /** Files it uses but does not own (a guest's extra disks): never a vTPM key image. */
@@ -214,8 +218,8 @@ export function checkOf<V extends object, X extends object>(def: ResourceDefinit
     if (result.ok) {
       const v = result.value as Record<string, unknown>;
       // A derived default (an image path from the name, a generated UUID) is made once and kept
-      // like the others: renaming a vTPM keeps its image, and a UUID is generated once.
-      const derived: Record<string, unknown> = def.derived ? { ...def.derived(result.value) } : {};
+      // like the others: renaming a vTPM keeps its image, and its UUID is made once.
+      const derived: Record<string, unknown> = def.derived ? { ...def.derived(result.value, owner) } : {};
       checked = { ...v };
       for (const key of Object.keys(def.shape)) {
         if (inputs[key] !== undefined) continue;
@@ -349,7 +353,14 @@ export function parseInputs<V extends object, X extends object>(
   return {
     ...(result.value as object),
     ...(def.derived
-      ? Object.fromEntries(Object.entries(def.derived(result.value)).filter(([k]) => inputs[k] === undefined))
+      ? Object.fromEntries(
+          Object.entries(
+            def.derived(
+              result.value,
+              typeof props[OWNER] === "string" ? (props[OWNER] as string) : undefined,
+            ),
+          ).filter(([k]) => inputs[k] === undefined),
+        )
       : {}),
   } as V;
 }

@@ -432,6 +432,7 @@ async function runCase(
     const { steps } = await runRecorded(run);
     recordSteps?.(steps);
   } else ({ injected, error: faultedError } = await faulted(fault, step!, run));
+  const between = fault === "none" ? before : await hostState(host);
 
   // The engine's second run, from the state it kept.
   try {
@@ -442,7 +443,7 @@ async function runCase(
     problem = `the second ${op === "delete" ? "destroy" : "up"} failed: ${(e as Error).message}`;
   }
   const after = await hostState(host);
-  const found = violations(before, after, expectations(k));
+  const found = violations(before, between, after, expectations(k));
 
   // The case's own destroy, through the lifecycle; nothing of it may be left.
   try {
@@ -581,6 +582,7 @@ function record(): void {
       casesConverged: faulted.filter((c) => c.converged).length,
       casesFailedToConverge: faulted.filter((c) => !c.converged).length,
       imagesLost: count("imagesLost"),
+      uuidsChanged: count("uuidsChanged"),
       orphans: count("orphans"),
       halfWrittenFiles: count("halfWrittenFiles"),
       configsOnMissingDisks: count("configsOnMissingDisks"),

@@ -175,6 +175,8 @@ export interface HostState {
   readonly links: string[];
   /** Each domain config and the disks it names. */
   readonly configs: Map<string, string[]>;
+  /** The UUID each vTPM's config gives it (`vtpm=["backend=<manager>,uuid=<uuid>"]`), by config. */
+  readonly vtpmUuids: Map<string, string>;
   /** Each qcow2 overlay under /var/lib/xen/images: its backing file, or null when qemu-img cannot read it. */
   readonly overlays: Map<string, string | null>;
 }
@@ -214,6 +216,7 @@ export async function hostState(h: LabHostRecord): Promise<HostState> {
     temporary: [] as string[],
     links: [] as string[],
     configs: new Map<string, string[]>(),
+    vtpmUuids: new Map<string, string>(),
     overlays: new Map<string, string | null>(),
   };
   for (const line of r.stdout.split("\n").filter(Boolean)) {
@@ -224,8 +227,12 @@ export async function hostState(h: LabHostRecord): Promise<HostState> {
     else if (tag === "record") s.records.set(a, { owner: b, role: c });
     else if (tag === "temp") s.temporary.push(a);
     else if (tag === "link") s.links.push(a);
-    else if (tag === "cfg") s.configs.set(a, disksOf(Buffer.from(b ?? "", "base64").toString("utf8")));
-    else if (tag === "qcow") {
+    else if (tag === "cfg") {
+      const text = Buffer.from(b ?? "", "base64").toString("utf8");
+      s.configs.set(a, disksOf(text));
+      const uuid = /^\s*vtpm\s*=\s*\[[^\]]*\buuid=([0-9a-fA-F-]+)/m.exec(text)?.[1];
+      if (uuid) s.vtpmUuids.set(a, uuid.toLowerCase());
+    } else if (tag === "qcow") {
       const info = Buffer.from(b ?? "", "base64").toString("utf8");
       let backing: string | null = null;
       try {
@@ -266,7 +273,8 @@ done`;
 
 /** One broken invariant, by figure. */
 export interface Violation {
-  readonly figure: "imagesLost" | "orphans" | "halfWrittenFiles" | "configsOnMissingDisks" | "staleRecords";
+  readonly figure:
+    "imagesLost" | "uuidsChanged" | "orphans" | "halfWrittenFiles" | "configsOnMissingDisks" | "staleRecords";
   readonly what: string;
 }
 
@@ -280,12 +288,29 @@ export interface Expectations {
 }
 
 /**
- * The invariants after a case, with `before` the state before its faulted operation: every key
- * image that was there is still there or in the archive, with its inode and content; nothing
- * exists that no record owns; no config names a missing disk; nothing is half-written.
+ * The invariants after a case, with `before` the state before its faulted operation and `between`
+ * the state the fault left: every key image that was there is still there or in the archive, with
+ * its inode and content; a vTPM config that was there (before, or written by the faulted
+ * operation, its domain perhaps started with it) still gives the same UUID, the one its keys are
+ * bound to; nothing exists that no record owns; no config names a missing disk; nothing is
+ * half-written.
  */
-export function violations(before: HostState, after: HostState, x: Expectations): Violation[] {
+export function violations(
+  before: HostState,
+  between: HostState,
+  after: HostState,
+  x: Expectations,
+): Violation[] {
   const out: Violation[] = [];
+  for (const earlier of [before, between])
+    for (const [cfg, uuid] of earlier.vtpmUuids) {
+      const now = after.vtpmUuids.get(cfg);
+      if (now && now !== uuid)
+        out.push({
+          figure: "uuidsChanged",
+          what: `${cfg} gave ${earlier === before ? "before the operation" : "after the fault"} uuid ${uuid}, now ${now}`,
+        });
+    }
   const recorded = (type: string, name: string) => after.records.has(`${type}:${name}`);
   for (const [p, f] of before.files) {
     if (!p.startsWith("/var/lib/xen/vtpm/")) continue;

@@ -1,9 +1,9 @@
 /**
- * Vtpm, declared once. Its UUID is its identity to the manager: generated once by check when the
- * user sets none, and kept in state like every default. A new image or UUID loses its keys, so
+ * Vtpm, declared once. Its UUID is its identity to the manager: made once by check when the user
+ * sets none, and kept in state like every default. A new image or UUID loses its keys, so
  * such a change needs allowStateReset; a rename keeps the image and moves the domain.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { defineResource, driftMarker, type ChangeClasses, type ResourceDefinition } from "../../core/define";
 import type { Artifact } from "../../core/ownership";
 import { providerVersion } from "../../version";
@@ -80,12 +80,32 @@ const imageOf = (v: VtpmInputs): Artifact => ({
   property: "imagePath",
 });
 
+/** The namespace of the name-based UUIDs below (RFC 9562 section 5.5), fixed for pulumi-tvd. */
+const UUID_NAMESPACE = Buffer.from("5b1d7a6e0c3f4e1fa2b9c4d8e7f60a13", "hex");
+
+/**
+ * The UUID of a vTPM whose user declares none: name-based (RFC 9562 version 5) on its owner,
+ * `<project>/<stack> Vtpm <name>`, so it comes out the same each time check runs for the same
+ * resource. A create cut off after its config was written (or its domain started, binding the
+ * image's keys to that UUID) leaves no state behind, and the next up must take up the leftover
+ * under the same UUID, not a new one that loses the keys. Outside a Pulumi program (no owner) a
+ * random one.
+ */
+export function defaultVtpmUuid(owner: string | undefined): string {
+  if (!owner) return randomUUID();
+  const b = createHash("sha1").update(UUID_NAMESPACE).update(owner, "utf8").digest().subarray(0, 16);
+  b[6] = (b[6] & 0x0f) | 0x50;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = b.toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 export const definition: ResourceDefinition<VtpmInputs, VtpmExtra> = {
   kind: "Vtpm",
   schema: vtpmSchema,
   shape: vtpmSchema.shape,
   changes,
-  derived: (v) => ({ imagePath: imagePathOf(v), uuid: v.uuid ?? randomUUID() }),
+  derived: (v, owner) => ({ imagePath: imagePathOf(v), uuid: v.uuid ?? defaultVtpmUuid(owner) }),
   artifacts: (v) => [
     ...domainArtifacts(v, kind.what),
     imageOf(v),

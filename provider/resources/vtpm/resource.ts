@@ -26,7 +26,7 @@ export interface VtpmArgs extends DomainArgs {
   readonly ramdisk?: pulumi.Input<string>;
   /**
    * The vTPM's identity to its manager. Changing it loses the vTPM's keys.
-   * @default - generated once at create and kept in the stack's state
+   * @default - made once from the project, stack and resource name (a name-based UUID), kept in state
    */
   readonly uuid?: pulumi.Input<string>;
   /** @default - the stub domain's default */
