@@ -167,21 +167,8 @@ function loadCa(caCertPem: string, caKeyPem: string): X509Certificate {
 
 /** A TLS server and client certificate for one TVD member, signed by the TVD's CA. */
 export function issueIdentityCertificate(req: IdentityCertificateRequest): IssuedCertificate {
-  const ca = loadCa(req.caCertPem, req.caKeyPem);
-  const serial = checkedSerial(req.serial);
-  const days = checkedValidityDays(req.validityDays);
-  const caNotAfter = new Date(ca.validTo);
-  const wanted = new Date(Date.now() + days * DAY_MS);
   const { publicKey, keyPem } = rsaKeyPair();
-  const cert = newCertificate(publicKey, serial, wanted < caNotAfter ? wanted : caNotAfter);
-  const caCert = forge.pki.certificateFromPem(req.caCertPem);
-  cert.setSubject([
-    { name: "commonName", value: req.commonName },
-    { name: "organizationName", value: ORGANIZATION },
-  ]);
-  cert.setIssuer(caCert.subject.attributes);
-  cert.setExtensions([
-    { name: "basicConstraints", cA: false, critical: true },
+  const { certPem, serial } = issueLeaf(req, publicKey, [
     { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
     { name: "extKeyUsage", serverAuth: true, clientAuth: true },
     {
@@ -191,12 +178,78 @@ export function issueIdentityCertificate(req: IdentityCertificateRequest): Issue
         ...req.ipAddresses.map((ip) => ({ type: 7, ip })),
       ],
     },
+  ]);
+  return { certPem, keyPem, serial };
+}
+
+/** The TCG's key purposes (TCG EK Credential Profile, `tcg-kp-*`). */
+const TCG_KP_EK_CERTIFICATE = "2.23.133.8.1";
+const TCG_KP_AIK_CERTIFICATE = "2.23.133.8.3";
+
+export interface TpmKeyCertificateRequest {
+  readonly caCertPem: string;
+  readonly caKeyPem: string;
+  /** The key's subject: `CN=<commonName>, O=pulumi-tvd`. */
+  readonly commonName: string;
+  /** The TPM key's public half, PEM (SPKI). */
+  readonly publicKeyPem: string;
+  /**
+   * An endorsement key only decrypts (credential activation): keyEncipherment and the TCG's EK
+   * purpose. An attestation key only signs (quotes): digitalSignature and the TCG's AIK purpose.
+   */
+  readonly purpose: "ek" | "ak";
+  /** Lowercase hex. @default - 16 random bytes */
+  readonly serial?: string;
+  /** Capped at the CA's own expiry. */
+  readonly validityDays: number;
+}
+
+/**
+ * A certificate from the TVD's CA for a key that lives in a member's TPM (its EK or AK): the CA
+ * vouches, after credential activation proved the AK sits beside the EK, that the key is that
+ * member's. No private key is made or returned: it never leaves the TPM.
+ */
+export function issueTpmKeyCertificate(req: TpmKeyCertificateRequest): { certPem: string; serial: string } {
+  const publicKey = forge.pki.publicKeyFromPem(req.publicKeyPem);
+  const ek = req.purpose === "ek";
+  return issueLeaf(req, publicKey, [
+    ek
+      ? { name: "keyUsage", keyEncipherment: true, critical: true }
+      : { name: "keyUsage", digitalSignature: true, critical: true },
+    { name: "extKeyUsage", [ek ? TCG_KP_EK_CERTIFICATE : TCG_KP_AIK_CERTIFICATE]: true },
+  ]);
+}
+
+/**
+ * A leaf certificate for `publicKey` signed by the TVD's CA, with the extensions every leaf has
+ * (not a CA, its key identifiers) and the ones given; valid at most as long as the CA.
+ */
+function issueLeaf(
+  req: Pick<IdentityCertificateRequest, "caCertPem" | "caKeyPem" | "commonName" | "serial" | "validityDays">,
+  publicKey: forge.pki.rsa.PublicKey,
+  extensions: object[],
+): { certPem: string; serial: string } {
+  const ca = loadCa(req.caCertPem, req.caKeyPem);
+  const serial = checkedSerial(req.serial);
+  const days = checkedValidityDays(req.validityDays);
+  const caNotAfter = new Date(ca.validTo);
+  const wanted = new Date(Date.now() + days * DAY_MS);
+  const cert = newCertificate(publicKey, serial, wanted < caNotAfter ? wanted : caNotAfter);
+  const caCert = forge.pki.certificateFromPem(req.caCertPem);
+  cert.setSubject([
+    { name: "commonName", value: req.commonName },
+    { name: "organizationName", value: ORGANIZATION },
+  ]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: "basicConstraints", cA: false, critical: true },
+    ...extensions,
     { name: "subjectKeyIdentifier" },
     // forge's `keyIdentifier: true` would hash the leaf's own key; the CA's is what chains.
     { name: "authorityKeyIdentifier", keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
   signCertificate(cert, req.caKeyPem);
-  return { certPem: pemOf(cert), keyPem, serial };
+  return { certPem: pemOf(cert), serial };
 }
 
 /** A certificate's serial number as this module writes it: lowercase hex. */

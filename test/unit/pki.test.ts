@@ -11,7 +11,13 @@ import {
   publicKeyFingerprint,
   signHostCertificate,
 } from "../../provider/pki/ssh";
-import { createTvdCa, issueIdentityCertificate, serialOf } from "../../provider/pki/x509";
+import { generateKeyPairSync } from "node:crypto";
+import {
+  createTvdCa,
+  issueIdentityCertificate,
+  issueTpmKeyCertificate,
+  serialOf,
+} from "../../provider/pki/x509";
 
 /** `ssh-keygen -l` of a public key line: OpenSSH's fingerprint, independent of ours. */
 function sshKeygenFingerprint(publicKey: string): string {
@@ -109,6 +115,64 @@ describe("X.509 CA and member certificates", () => {
     expect(() => issueIdentityCertificate({ ...leafRequest(), caKeyPem: wrong })).toThrow(
       expect.objectContaining({ message: expect.not.stringContaining("PRIVATE KEY") }),
     );
+  });
+});
+
+describe("certificates for keys in a member's TPM", () => {
+  const ca = createTvdCa({ tvdName: "finance", validityDays: 30 });
+  const tpmKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey;
+  const publicKeyPem = tpmKey.export({ type: "spki", format: "pem" }).toString();
+  const issue = (purpose: "ek" | "ak") =>
+    issueTpmKeyCertificate({
+      caCertPem: ca.certPem,
+      caKeyPem: ca.keyPem,
+      commonName: `web1 ${purpose.toUpperCase()}`,
+      publicKeyPem,
+      purpose,
+      validityDays: 7,
+    });
+
+  it.each([
+    ["ek", "2.23.133.8.1", "Key Encipherment"],
+    ["ak", "2.23.133.8.3", "Digital Signature"],
+  ] as const)(
+    "certifies the %s for the TPM's own key, with the TCG purpose, and openssl verifies it",
+    (purpose, oid, usage) => {
+      const issued = issue(purpose);
+      const cert = new X509Certificate(issued.certPem);
+      expect(cert.publicKey.equals(tpmKey)).toBe(true);
+      expect(cert.keyUsage).toEqual([oid]);
+      expect(cert.ca).toBe(false);
+      expect(serialOf(issued.certPem)).toBe(issued.serial);
+      const dir = mkdtempSync(path.join(tmpdir(), "tvd-tpmcert-"));
+      try {
+        writeFileSync(path.join(dir, "ca.pem"), ca.certPem);
+        writeFileSync(path.join(dir, "leaf.pem"), issued.certPem);
+        const verify = execFileSync("openssl", [
+          "verify",
+          "-CAfile",
+          path.join(dir, "ca.pem"),
+          path.join(dir, "leaf.pem"),
+        ]);
+        expect(verify.toString()).toMatch(/: OK$/m);
+        const text = execFileSync("openssl", [
+          "x509",
+          "-noout",
+          "-text",
+          "-in",
+          path.join(dir, "leaf.pem"),
+        ]).toString();
+        expect(text).toContain(usage);
+        expect(text).toContain(oid);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it("does not verify against another TVD's CA", () => {
+    const other = new X509Certificate(createTvdCa({ tvdName: "hr", validityDays: 30 }).certPem);
+    expect(new X509Certificate(issue("ek").certPem).verify(other.publicKey)).toBe(false);
   });
 });
 
