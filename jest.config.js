@@ -1,6 +1,6 @@
 /**
- * Four projects: pure unit tests; tests against the local lab; end-to-end tests that drive the
- * real Pulumi CLI; and the same against real Xen under QEMU.
+ * Five projects: pure unit tests; provider/tpm against swtpm; tests against the local lab;
+ * end-to-end tests that drive the real Pulumi CLI; and the same against real Xen under QEMU.
  */
 const tsJest = ["ts-jest", { tsconfig: "tsconfig.json" }];
 
@@ -11,6 +11,14 @@ module.exports = {
     {
       displayName: "unit",
       testMatch: ["<rootDir>/test/unit/**/*.test.ts"],
+      transform: { "^.+\\.ts$": tsJest },
+      testEnvironment: "node",
+    },
+    {
+      // provider/tpm against real TPMs: swtpm (1.2 and 2.0) in temporary directories, tpm2-tools,
+      // and the member agent when agent/bin/tvd-agent is built. No lab.
+      displayName: "tpm",
+      testMatch: ["<rootDir>/test/tpm/**/*.test.ts"],
       transform: { "^.+\\.ts$": tsJest },
       testEnvironment: "node",
     },

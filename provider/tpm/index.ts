@@ -33,6 +33,8 @@ export {
   makeChallenge,
   parseReport,
   type Challenge,
+  type Tpm12Challenge,
+  type Tpm2Challenge,
   type MemberReport,
   type ResponseCheck,
   type TpmPublicKey,

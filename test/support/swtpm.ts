@@ -1,0 +1,86 @@
+/**
+ * A throwaway swtpm (TPM 1.2 or 2.0) on a Unix socket in its own temporary directory, for tests
+ * of the TPM code against a real TPM. Stopped by its own pid; the directory goes with it.
+ */
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+
+export interface Swtpm {
+  readonly dir: string;
+  /** The server socket: tpm2-tools' `swtpm:path=`, the agent's `--tpm`. */
+  readonly socket: string;
+  stop(): Promise<void>;
+}
+
+export async function startSwtpm(
+  version: "1.2" | "2.0",
+  prepare?: (stateDir: string) => Promise<void>,
+): Promise<Swtpm> {
+  const dir = await mkdtemp(path.join(tmpdir(), "tvd-swtpm-"));
+  const state = path.join(dir, "state");
+  await mkdir(state);
+  if (prepare) await prepare(state);
+  const socket = path.join(dir, "tpm.sock");
+  const args = [
+    "socket",
+    ...(version === "2.0" ? ["--tpm2"] : []),
+    "--server",
+    `type=unixio,path=${socket}`,
+    "--ctrl",
+    `type=unixio,path=${socket}.ctrl`,
+    "--flags",
+    "not-need-init,startup-clear",
+    "--tpmstate",
+    `dir=${state}`,
+  ];
+  const child: ChildProcess = spawn("swtpm", args, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      await exited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; i < 100 && !existsSync(socket); i++) {
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!existsSync(socket)) {
+    await stop();
+    throw new Error(`swtpm ${args.join(" ")} did not open its socket: ${stderr.trim()}`);
+  }
+  return { dir, socket, stop };
+}
+
+/** Runs a command; the error names it, its exit code and its stderr. */
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {},
+): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      command,
+      args,
+      { env: { ...process.env, ...options.env }, cwd: options.cwd, maxBuffer: 16 << 20, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        if (error) {
+          reject(
+            new Error(
+              `${command} ${args.join(" ")} failed (${error.code ?? error.signal}): ${stderr.trim()}`,
+            ),
+          );
+        } else {
+          resolve({ stdout, stderr });
+        }
+      },
+    );
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+}
