@@ -7,6 +7,7 @@
  * so no value a user gives (quotes, `: `, `#`, newlines, `yes`, `0644`) can change the document's
  * structure or be read back as another type.
  */
+import { AGENT_PATHS, AGENT_RUNCMD, AGENT_UNIT, agentConfig, type SeedAgent } from "./agent";
 
 export type SeedNetwork =
   | { readonly kind: "dhcp" }
@@ -56,6 +57,8 @@ export interface MemberSeed {
   /** Trusted to sign other hosts' keys: `@cert-authority *` lines in /etc/ssh/ssh_known_hosts. */
   readonly sshCaPublicKeys: readonly string[];
   readonly x509?: SeedX509;
+  /** The member agent's TPM auth values: the seed then installs and starts the agent. */
+  readonly agent?: SeedAgent;
   readonly extraFiles?: readonly SeedExtraFile[];
 }
 
@@ -73,6 +76,8 @@ export const SEED_PATHS = {
   x509Cert: "/etc/tvd/member.crt",
   x509Key: "/etc/tvd/member.key",
   x509Ca: "/etc/tvd/ca.crt",
+  agentConfig: AGENT_PATHS.config,
+  agentUnit: AGENT_PATHS.unit,
 } as const;
 
 /** Where cloud-init's ssh module writes the certificate given as ssh_keys.ed25519_certificate. */
@@ -224,6 +229,10 @@ function writeFiles(seed: MemberSeed): WriteFile[] {
     add(SEED_PATHS.x509Key, seed.x509.keyPem, "0600");
     add(SEED_PATHS.x509Ca, seed.x509.caCertPem, "0644");
   }
+  if (seed.agent) {
+    add(SEED_PATHS.agentConfig, agentConfig(seed.agent), "0600");
+    add(SEED_PATHS.agentUnit, AGENT_UNIT, "0644");
+  }
   for (const f of seed.extraFiles ?? []) add(f.path, f.content, f.permissions ?? "0644", f.owner);
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
@@ -245,6 +254,7 @@ function userData(seed: MemberSeed): YamlMap {
       ? seed.sshAuthorizedKeys.map((k) => k.trim())
       : undefined,
     write_files: files.length ? files : undefined,
+    runcmd: seed.agent ? AGENT_RUNCMD.map((c) => [...c]) : undefined,
   };
 }
 

@@ -19,6 +19,7 @@ import fc from "fast-check";
 import forge from "node-forge";
 import { TrustedVirtualDomain, type TrustedVirtualDomainProps } from "../../constructs/trustedVirtualDomain";
 import { XenHost } from "../../constructs/xenHost";
+import { AGENT_UNIT } from "../../provider/cloudinit/agent";
 import { SEED_PATHS, renderSeedFiles, type MemberSeed } from "../../provider/cloudinit/render";
 import { parseInputs, type ResourceDefinition } from "../../provider/core/define";
 import { artifactKey, declareInProgram, resetProgramDeclarations } from "../../provider/core/ownership";
@@ -404,6 +405,12 @@ export const HOSTILE_INPUTS: readonly HostileInput[] = [
     valid: [`command="echo hi",no-pty ${SSH_KEY} x`],
   },
   { kind: "SeedImage", name: "seed.sshHostKey.certificate", valid: [SSH_CERT] },
+  ...["seed.agent.ownerAuth", "seed.agent.srkAuth"].map((name): HostileInput => ({
+    kind: "SeedImage",
+    name,
+    valid: ["0".repeat(64), "5a".repeat(32)],
+    shape: /^[0-9a-f]{64}$/,
+  })),
   {
     kind: "SeedImage",
     name: "seed.extraFiles.0.path",
@@ -658,6 +665,7 @@ function baseProps(kind: ResourceKind, env: HostileEnv): Record<string, unknown>
           sshCaPublicKeys: [env.sshCa.publicKey],
           // Short PEM blocks: the seed is the subject here, not the certificates in it.
           x509: { certPem: PEM_CERT, keyPem: PEM_KEY, caCertPem: PEM_CERT },
+          agent: { ownerAuth: "11".repeat(32), srkAuth: "22".repeat(32) },
           extraFiles: [{ path: "/etc/motd", content: "hello\n", owner: "root:root", permissions: "0644" }],
         },
       };
@@ -1098,6 +1106,22 @@ function seedMeaning(s: MemberSeed): Record<"meta-data" | "user-data" | "network
       { path: SEED_PATHS.x509Key, content: s.x509.keyPem, permissions: "0600", owner: "root:root" },
       { path: SEED_PATHS.x509Ca, content: s.x509.caCertPem, permissions: "0644", owner: "root:root" },
     );
+  // The agent's auth values must land in its 0600 config as the exact hex given, nowhere else.
+  if (s.agent)
+    files.push(
+      {
+        path: "/etc/tvd/agent.json",
+        content: `{"version":1,"ownerAuth":"${s.agent.ownerAuth}","srkAuth":"${s.agent.srkAuth}"}\n`,
+        permissions: "0600",
+        owner: "root:root",
+      },
+      {
+        path: "/etc/systemd/system/tvd-agent.service",
+        content: AGENT_UNIT,
+        permissions: "0644",
+        owner: "root:root",
+      },
+    );
   for (const f of s.extraFiles ?? [])
     files.push({
       path: f.path,
@@ -1115,6 +1139,11 @@ function seedMeaning(s: MemberSeed): Record<"meta-data" | "user-data" | "network
     };
   if (s.sshAuthorizedKeys.length) user.ssh_authorized_keys = s.sshAuthorizedKeys.map((k) => k.trim());
   if (files.length) user.write_files = files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  if (s.agent)
+    user.runcmd = [
+      ["systemctl", "daemon-reload"],
+      ["systemctl", "enable", "--now", "tvd-agent.service"],
+    ];
   return {
     "meta-data": { "instance-id": s.instanceId, "local-hostname": s.hostname },
     "user-data": user,

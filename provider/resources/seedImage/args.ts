@@ -67,6 +67,14 @@ const sshHostKey = z.strictObject({
   ),
 });
 
+/** A TPM auth value: 32 random bytes as 64 lowercase hex digits (a MemberIdentity's tpmOwnerAuth). */
+const tpmAuth = z
+  .string()
+  .regex(
+    /^[0-9a-f]{64}$/,
+    "must be 64 lowercase hex digits (32 bytes): pass a MemberIdentity's tpmOwnerAuth or tpmSrkAuth",
+  );
+
 const extraFile = z.strictObject({
   path: absolutePath,
   content: z.string(),
@@ -116,6 +124,17 @@ export const seedSchema = z.strictObject({
       certPem: pem("CERTIFICATE"),
       keyPem: pem("[A-Z ]*PRIVATE KEY"),
       caCertPem: pem("CERTIFICATE"),
+    })
+    .optional(),
+  /**
+   * The member agent (agent/PROTOCOL.md): the seed installs it and hands it these TPM auth
+   * values, with which it takes ownership of the member's vTPM. Secrets (the whole seed is).
+   * @default - no agent
+   */
+  agent: z
+    .strictObject({
+      ownerAuth: tpmAuth,
+      srkAuth: tpmAuth,
     })
     .optional(),
   /** @default - [] */

@@ -6,6 +6,7 @@
  * one written shows as drift on `path`, and `up` writes it again.
  */
 import { createHash } from "node:crypto";
+import { AGENT_SEED_FILE, agentBinary } from "../../cloudinit/agent";
 import { buildSeedImage } from "../../cloudinit/image";
 import { renderSeedFiles } from "../../cloudinit/render";
 import {
@@ -52,9 +53,26 @@ export function seedDrift(file: FileReport | undefined, sha256: string | undefin
   return sha256 !== undefined && file.sha256 !== sha256 ? "changed" : undefined;
 }
 
+/**
+ * The seed volume's files: the three NoCloud files, and the agent binary when the seed has an
+ * agent; and the volume's size, grown to hold the binary (a few MiB) when sizeKiB is too small.
+ */
+export function seedVolumeOf(v: SeedImageInputs): {
+  files: Record<string, string | Buffer>;
+  sizeKiB: number;
+} {
+  const files: Record<string, string | Buffer> = { ...renderSeedFiles(memberSeedOf(v)) };
+  if (!v.seed.agent) return { files, sizeKiB: v.sizeKiB };
+  const binary = agentBinary();
+  files[AGENT_SEED_FILE] = binary;
+  // vfat's tables and the text files fit in 512 KiB at these sizes.
+  return { files, sizeKiB: Math.max(v.sizeKiB, Math.ceil(binary.length / 1024) + 512) };
+}
+
 /** Renders, builds and writes the image; a missing mkfs.vfat or mcopy fails before the write. */
 async function write(ctx: Context, v: SeedImageInputs): Promise<SeedImageExtra> {
-  const image = await buildSeedImage(renderSeedFiles(memberSeedOf(v)), v.sizeKiB);
+  const volume = seedVolumeOf(v);
+  const image = await buildSeedImage(volume.files, volume.sizeKiB);
   // 0600: the image holds the member's private keys. The dom0 checks size and hash before the rename.
   await ctx.dom0!.writeFileAtomic(seedPathOf(v), image, "0600", v.name);
   return { sha256: createHash("sha256").update(image).digest("hex") };
