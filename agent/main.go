@@ -20,8 +20,11 @@ const usage = `usage:
   tvd-agent activate --tpm PATH --config FILE --state DIR [--tpm-version 1.2|2.0] < challenge.json
 `
 
+// logOut is where log lines go (stderr; tests read it to check no secret leaks).
+var logOut io.Writer = os.Stderr
+
 func logf(format string, args ...interface{}) {
-	fmt.Fprintf(os.Stderr, "tvd-agent: "+format+"\n", args...)
+	fmt.Fprintf(logOut, "tvd-agent: "+format+"\n", args...)
 }
 
 func main() {
@@ -30,7 +33,7 @@ func main() {
 
 func cli(args []string, stdin io.Reader, stdout io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(logOut, usage)
 		return 2
 	}
 	cmd := args[0]
@@ -50,22 +53,22 @@ func cli(args []string, stdin io.Reader, stdout io.Writer) int {
 		fmt.Fprint(os.Stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(os.Stderr, "tvd-agent: unknown command %q\n%s", cmd, usage)
+		fmt.Fprintf(logOut, "tvd-agent: unknown command %q\n%s", cmd, usage)
 		return 2
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintf(os.Stderr, "tvd-agent: unexpected arguments %q (the config is read from --config FILE)\n", fs.Args())
+		fmt.Fprintf(logOut, "tvd-agent: unexpected arguments %q (the config is read from --config FILE)\n", fs.Args())
 		return 2
 	}
 	if a.tpmPath == "" {
-		fmt.Fprintf(os.Stderr, "tvd-agent %s: --tpm PATH is required\n", cmd)
+		fmt.Fprintf(logOut, "tvd-agent %s: --tpm PATH is required\n", cmd)
 		return 2
 	}
 	if a.tpmVersion != "" && a.tpmVersion != v12 && a.tpmVersion != v20 {
-		fmt.Fprintf(os.Stderr, "tvd-agent: --tpm-version must be 1.2 or 2.0\n")
+		fmt.Fprintf(logOut, "tvd-agent: --tpm-version must be 1.2 or 2.0\n")
 		return 2
 	}
 
