@@ -62,22 +62,22 @@ export async function startSwtpm(
 export function run(
   command: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {},
-): Promise<{ stdout: string; stderr: string }> {
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; allowFailure?: boolean } = {},
+): Promise<{ stdout: string; stderr: string; code: number }> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       command,
       args,
       { env: { ...process.env, ...options.env }, cwd: options.cwd, maxBuffer: 16 << 20, timeout: 60_000 },
       (error, stdout, stderr) => {
-        if (error) {
+        if (error && !(options.allowFailure && typeof error.code === "number")) {
           reject(
             new Error(
               `${command} ${args.join(" ")} failed (${error.code ?? error.signal}): ${stderr.trim()}`,
             ),
           );
         } else {
-          resolve({ stdout, stderr });
+          resolve({ stdout, stderr, code: typeof error?.code === "number" ? error.code : 0 });
         }
       },
     );

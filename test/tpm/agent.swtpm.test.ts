@@ -1,0 +1,139 @@
+/**
+ * provider/tpm with the member agent (agent/bin/tvd-agent, `bash agent/build`) on a real TPM
+ * 1.2 and TPM 2.0 (swtpm): the report the agent prints parses, a challenge made here is
+ * answered with its secret, and a challenge for a key that is not the AK is refused.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import {
+  checkResponse,
+  makeChallenge,
+  makeTpm12Credential,
+  makeTpm2Credential,
+  parseReport,
+  publicKeyFingerprint,
+  type Challenge,
+  type MemberReport,
+} from "../../provider/tpm";
+import { run, startSwtpm, type Swtpm } from "../support/swtpm";
+
+const AGENT = path.join(__dirname, "../../agent/bin/tvd-agent");
+
+jest.setTimeout(120_000);
+
+// The agent is built by `bash agent/build` (Go); without it these tests cannot run.
+const describeWithAgent = existsSync(AGENT) ? describe : describe.skip;
+
+interface Member {
+  readonly tpm: Swtpm;
+  readonly args: readonly string[];
+}
+
+async function startMember(version: "1.2" | "2.0"): Promise<Member> {
+  // TPM 1.2 as vtpm-stubdom gives it: enabled, activated, with an EK and no owner.
+  const tpm = await startSwtpm(version, async (state) => {
+    if (version === "1.2") await run("swtpm_setup", ["--tpm-state", state, "--createek"]);
+  });
+  const config = path.join(tpm.dir, "agent.json");
+  const auth = (): string => randomBytes(32).toString("hex");
+  await writeFile(config, JSON.stringify({ version: 1, ownerAuth: auth(), srkAuth: auth() }), {
+    mode: 0o600,
+  });
+  const state = path.join(tpm.dir, "agent-state");
+  await mkdir(state, { mode: 0o700 });
+  return { tpm, args: ["--tpm", tpm.socket, "--config", config, "--state", state, "--tpm-version", version] };
+}
+
+async function report(member: Member): Promise<MemberReport> {
+  const { stdout } = await run(AGENT, ["report", ...member.args]);
+  return parseReport(stdout);
+}
+
+async function activate(member: Member, challenge: Challenge): Promise<string> {
+  const { stdout } = await run(AGENT, ["activate", ...member.args], {
+    input: JSON.stringify(challenge),
+    allowFailure: true,
+  });
+  return stdout;
+}
+
+describeWithAgent.each(["1.2", "2.0"] as const)("tvd-agent on TPM %s", (version) => {
+  let member: Member;
+  let first: MemberReport;
+
+  beforeAll(async () => {
+    member = await startMember(version);
+    first = await report(member);
+  });
+
+  afterAll(async () => {
+    await member?.tpm.stop();
+  });
+
+  test("the report parses, and a second report shows the same keys", async () => {
+    expect(first.tpm).toBe(version);
+    for (const key of [first.ek, first.srk, first.ak]) {
+      expect(key.tpm).toBe(version);
+      expect(key.key.asymmetricKeyDetails).toMatchObject({ modulusLength: 2048, publicExponent: 65537n });
+    }
+    const again = await report(member);
+    expect(publicKeyFingerprint(again.ek.key)).toBe(publicKeyFingerprint(first.ek.key));
+    expect(publicKeyFingerprint(again.ak.key)).toBe(publicKeyFingerprint(first.ak.key));
+  });
+
+  test("a challenge made here is answered with its secret", async () => {
+    const { challenge, expectedSecret } = makeChallenge(first);
+    const response = await activate(member, challenge);
+    expect(checkResponse(challenge, expectedSecret, response)).toEqual({ ok: true });
+  });
+
+  test("the response to one challenge does not pass for another", async () => {
+    const one = makeChallenge(first);
+    const other = makeChallenge(first);
+    const response = await activate(member, one.challenge);
+    const check = checkResponse(other.challenge, other.expectedSecret, response);
+    expect(check).toEqual({ ok: false, reason: expect.stringMatching(/^response\.id is /) });
+  });
+
+  test("a credential for a key that is not the AK (the SRK) is refused", async () => {
+    const secret = randomBytes(32);
+    const id = randomBytes(16).toString("hex");
+    let challenge: Challenge;
+    if (first.ek.tpm === "2.0" && first.srk.tpm === "2.0") {
+      const c = makeTpm2Credential({ ek: first.ek, akName: first.srk.name, secret });
+      challenge = {
+        id,
+        tpm: "2.0",
+        credentialBlob: c.credentialBlob.toString("base64"),
+        encryptedSecret: c.encryptedSecret.toString("base64"),
+      };
+    } else if (first.ek.tpm === "1.2" && first.srk.tpm === "1.2") {
+      const c = makeTpm12Credential({ ek: first.ek, aik: first.srk, secret });
+      challenge = { id, tpm: "1.2", asym: c.asym.toString("base64"), sym: c.sym.toString("base64") };
+    } else {
+      throw new Error("mixed TPM versions in one report");
+    }
+    const check = checkResponse(challenge, secret, await activate(member, challenge));
+    expect(check).toEqual({
+      ok: false,
+      reason: expect.stringMatching(/^the agent could not activate the credential: /),
+    });
+  });
+
+  if (version === "1.2") {
+    test("TPM 1.2: a session key in OFB mode works too", async () => {
+      if (first.ek.tpm !== "1.2" || first.ak.tpm !== "1.2") throw new Error("not a TPM 1.2 report");
+      const secret = randomBytes(32);
+      const c = makeTpm12Credential({ ek: first.ek, aik: first.ak, secret, mode: "ofb" });
+      const challenge: Challenge = {
+        id: "0f",
+        tpm: "1.2",
+        asym: c.asym.toString("base64"),
+        sym: c.sym.toString("base64"),
+      };
+      expect(checkResponse(challenge, secret, await activate(member, challenge))).toEqual({ ok: true });
+    });
+  }
+});
