@@ -156,8 +156,11 @@ const MAX_PATTERN = 32;
 const ANY_PRIVATE_PEM = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:\r?\n|\\r?\\n)[ \t]*[A-Za-z0-9+/=]{16}/;
 const PRIVATE_PEM_BLOCK =
   /-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY)-----\r?\n([\s\S]*?)\r?\n?-----END \1-----/g;
-/** vtpmmgr-stubdom's owner_auth= and srk_auth=: a SHA-1, as 40 hex digits (optionally hash:). */
-const AUTH = /^(hash:)?([0-9a-fA-F]{40})$/;
+/**
+ * vtpmmgr-stubdom's owner_auth= and srk_auth=: a SHA-1, as 40 hex digits (optionally hash:); a
+ * member's vTPM auth (MemberIdentity tpmOwnerAuth, tpmSrkAuth): 32 bytes, as 64 hex digits.
+ */
+const AUTH = /^(hash:)?([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$/;
 /** TPM 1.2's well-known auth (20 zero bytes) is a public constant, not a secret. */
 const PUBLIC_AUTH = new Set(["well-known"]);
 
@@ -535,7 +538,7 @@ export const SECRET_HOMES = [
   {
     kind: "SeedImage",
     files: ["<path> (default /var/lib/xen/images/<name>-seed.img)"],
-    holds: "its member's SSH host key and X.509 key",
+    holds: "its member's SSH host key and X.509 key, and its vTPM's owner and SRK auth (seed.agent)",
   },
 ] as const;
 
@@ -560,7 +563,7 @@ function homesOf(resource: Record<string, unknown>): { props: readonly string[];
     unknown
   >;
   if (type.endsWith(":SeedImage") && typeof props.path === "string")
-    return { props: ["seed"], homes: { keys: [props.path] } };
+    return { props: ["seed"], homes: { keys: [props.path], auths: [props.path] } };
   if (type.endsWith(":VtpmManager") && typeof props.name === "string") {
     const dir = typeof props.configDir === "string" ? props.configDir : "/etc/xen";
     const auths = [`${dir}/${props.name}.cfg`, `/var/log/xen/console/guest-${props.name}.log`];

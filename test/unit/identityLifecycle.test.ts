@@ -169,6 +169,12 @@ describe("MemberIdentity lifecycle", () => {
     expect(rotated.sshHostPublicKey).toBe(web1.sshHostPublicKey);
     expect(rotated.sshHostPrivateKey).toBe(web1.sshHostPrivateKey);
     expect(rotated.sshHostKeyFingerprint).toBe(web1.sshHostKeyFingerprint);
+    // The agent took the member's vTPM with these: a new value would lock it out.
+    expect(web1.tpmOwnerAuth).toMatch(/^[0-9a-f]{64}$/);
+    expect(web1.tpmSrkAuth).toMatch(/^[0-9a-f]{64}$/);
+    expect(web1.tpmSrkAuth).not.toBe(web1.tpmOwnerAuth);
+    expect(rotated.tpmOwnerAuth).toBe(web1.tpmOwnerAuth);
+    expect(rotated.tpmSrkAuth).toBe(web1.tpmSrkAuth);
     expect(rotated.sshCertSerial).not.toBe(web1.sshCertSerial);
     expect(rotated.x509Serial).not.toBe(web1.x509Serial);
     expect(rotated.sshHostCertificate).not.toBe(web1.sshHostCertificate);

@@ -83,6 +83,10 @@ export interface MemberIdentityExtra {
   readonly x509KeyPem: string;
   /** Lowercase hex. */
   readonly x509Serial: string;
+  /** Secret. The owner auth of the member's vTPM, 64 hex digits: made at create and kept. */
+  readonly tpmOwnerAuth: string;
+  /** Secret. The SRK auth of the member's vTPM, 64 hex digits: made at create and kept. */
+  readonly tpmSrkAuth: string;
 }
 
 /** The SSH host certificate's principals: every name and address clients may use. */

@@ -3,8 +3,10 @@
  * SSH host key is its identity and survives every change but a new name: create makes it and
  * both certificates; every other change (names, lifetime, rotation, a new CA) reissues the
  * certificates for the same host key, so that clients pinning the key or trusting the CA see no
- * change of identity.
+ * change of identity. The owner and SRK auth of the member's vTPM are made at create too and kept:
+ * the member's agent takes its TPM with them (seed.agent), and a new value would lock it out.
  */
+import { randomBytes } from "node:crypto";
 import { defineResource, storedExtra, type ChangeClasses, type ResourceDefinition } from "../../core/define";
 import {
   describeCertificate,
@@ -36,8 +38,33 @@ const changes: ChangeClasses<MemberIdentityInputs> = {
   validityDays: "inPlace",
 };
 
+/** The member's TPM auth values: 32 random bytes each, made once like the host key. */
+export interface TpmAuth {
+  readonly tpmOwnerAuth: string;
+  readonly tpmSrkAuth: string;
+}
+
+function newTpmAuth(): TpmAuth {
+  return { tpmOwnerAuth: randomBytes(32).toString("hex"), tpmSrkAuth: randomBytes(32).toString("hex") };
+}
+
+/**
+ * The TPM auth a member was created with. A member stored before there were any gets new ones:
+ * no agent could have taken its TPM with others.
+ */
+function tpmAuthOf(state: Record<string, unknown>): TpmAuth {
+  const { tpmOwnerAuth, tpmSrkAuth } = state;
+  return typeof tpmOwnerAuth === "string" && typeof tpmSrkAuth === "string"
+    ? { tpmOwnerAuth, tpmSrkAuth }
+    : newTpmAuth();
+}
+
 /** Both certificates for `hostKey`, with fresh serials. */
-async function issue(v: MemberIdentityInputs, hostKey: SshKeyPair): Promise<MemberIdentityExtra> {
+async function issue(
+  v: MemberIdentityInputs,
+  hostKey: SshKeyPair,
+  tpm: TpmAuth,
+): Promise<MemberIdentityExtra> {
   const x509 = issueIdentityCertificate({
     caCertPem: v.caCertPem,
     caKeyPem: v.caKeyPem,
@@ -70,6 +97,7 @@ async function issue(v: MemberIdentityInputs, hostKey: SshKeyPair): Promise<Memb
     x509CertPem: x509.certPem,
     x509KeyPem: x509.keyPem,
     x509Serial: x509.serial,
+    ...tpm,
   };
 }
 
@@ -115,12 +143,12 @@ export const definition: ResourceDefinition<MemberIdentityInputs, MemberIdentity
   },
 
   async create(_ctx, v) {
-    return issue(v, await generateSshKeyPair(`${v.memberName} host key`));
+    return issue(v, await generateSshKeyPair(`${v.memberName} host key`), newTpmAuth());
   },
 
-  /** Reissues both certificates for the host key the member was created with. */
+  /** Reissues both certificates for the host key the member was created with; the TPM auth stays. */
   async update(ctx, v) {
-    return issue(v, hostKeyOf(ctx.state));
+    return issue(v, hostKeyOf(ctx.state), tpmAuthOf(ctx.state));
   },
 
   /** The identity lived only in the stack's state. */

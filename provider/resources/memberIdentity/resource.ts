@@ -44,6 +44,10 @@ export class MemberIdentity extends TvdResource {
   declare public readonly x509KeyPem: pulumi.Output<string>;
   /** Lowercase hex. */
   declare public readonly x509Serial: pulumi.Output<string>;
+  /** Secret. The owner auth the member's agent takes its vTPM with (seed.agent.ownerAuth). */
+  declare public readonly tpmOwnerAuth: pulumi.Output<string>;
+  /** Secret. The SRK auth the member's agent initialises its vTPM's SRK with (seed.agent.srkAuth). */
+  declare public readonly tpmSrkAuth: pulumi.Output<string>;
 
   constructor(name: string, args: MemberIdentityArgs, opts?: pulumi.CustomResourceOptions) {
     const { authority, ...rest } = args;
@@ -67,7 +71,7 @@ export class MemberIdentity extends TvdResource {
           "x509CertPem",
           "x509Serial",
         ],
-        secretOutputs: ["sshHostPrivateKey", "x509KeyPem"],
+        secretOutputs: ["sshHostPrivateKey", "x509KeyPem", "tpmOwnerAuth", "tpmSrkAuth"],
       },
       opts,
     );
