@@ -22,18 +22,26 @@ import (
 // under the session key (AES-128-CBC, PKCS#5 padding, IV first).
 func challenge12(t *testing.T, ekPub, boundPub, secret []byte) Challenge {
 	t.Helper()
+	return challenge12With(t, ekPub, boundPub, secret, esSymCBCPKCS5)
+}
+
+// TPM_ES_SYM_CTR and TPM_ES_SYM_CBC_PKCS5PAD (go-tpm's names).
+const esSymCTR, esSymCBCPKCS5 = 4, 0xff
+
+func challenge12With(t *testing.T, ekPub, boundPub, secret []byte, scheme uint16) Challenge {
+	t.Helper()
 	ek, err := tpm.UnmarshalPubRSAPublicKey(ekPub)
 	if err != nil {
 		t.Fatalf("EK in the report is not a TPM_PUBKEY: %v", err)
 	}
-	const algAES128, esSymCBCPKCS5, ssNone = 6, 0xff, 1
+	const algAES128, ssNone = 6, 1
 	sessionKey := make([]byte, 16)
 	rand.Read(sessionKey)
 	digest := sha1.Sum(boundPub)
 
 	var asymIn bytes.Buffer
 	binary.Write(&asymIn, binary.BigEndian, uint32(algAES128)) // TPM_SYMMETRIC_KEY.algId
-	binary.Write(&asymIn, binary.BigEndian, uint16(esSymCBCPKCS5))
+	binary.Write(&asymIn, binary.BigEndian, scheme)
 	binary.Write(&asymIn, binary.BigEndian, uint16(len(sessionKey)))
 	asymIn.Write(sessionKey)
 	asymIn.Write(digest[:]) // idDigest
@@ -42,19 +50,25 @@ func challenge12(t *testing.T, ekPub, boundPub, secret []byte) Challenge {
 		t.Fatal(err)
 	}
 
-	pad := aes.BlockSize - len(secret)%aes.BlockSize
-	plain := append(append([]byte{}, secret...), bytes.Repeat([]byte{byte(pad)}, pad)...)
 	iv := make([]byte, aes.BlockSize)
 	rand.Read(iv)
 	block, _ := aes.NewCipher(sessionKey)
-	enc := make([]byte, len(plain))
-	cipher.NewCBCEncrypter(block, iv).CryptBlocks(enc, plain)
+	var enc []byte
+	if scheme == esSymCTR {
+		enc = make([]byte, len(secret))
+		cipher.NewCTR(block, iv).XORKeyStream(enc, secret)
+	} else {
+		pad := aes.BlockSize - len(secret)%aes.BlockSize
+		plain := append(append([]byte{}, secret...), bytes.Repeat([]byte{byte(pad)}, pad)...)
+		enc = make([]byte, len(plain))
+		cipher.NewCBCEncrypter(block, iv).CryptBlocks(enc, plain)
+	}
 	credential := append(iv, enc...)
 
 	var sym bytes.Buffer
 	binary.Write(&sym, binary.BigEndian, uint32(len(credential))) // credSize
 	binary.Write(&sym, binary.BigEndian, uint32(algAES128))       // TPM_KEY_PARMS.algorithmID
-	binary.Write(&sym, binary.BigEndian, uint16(esSymCBCPKCS5))
+	binary.Write(&sym, binary.BigEndian, scheme)
 	binary.Write(&sym, binary.BigEndian, uint16(ssNone))
 	binary.Write(&sym, binary.BigEndian, uint32(0)) // parmSize
 	sym.Write(credential)
@@ -90,6 +104,14 @@ func TestTPM12(t *testing.T) {
 		secret := []byte("tvd credential 1.2")
 		code, r := activateCLI(t, s, cfg, state, challenge12(t, first.EK, first.AK, secret))
 		if code != 0 || r.Error != "" || !bytes.Equal(r.Secret, secret) || r.ID != "c12" {
+			t.Fatalf("activate: exit %d, %+v", code, r)
+		}
+	})
+
+	t.Run("activation with an AES-CTR credential", func(t *testing.T) {
+		secret := []byte("ctr credential")
+		code, r := activateCLI(t, s, cfg, state, challenge12With(t, first.EK, first.AK, secret, esSymCTR))
+		if code != 0 || !bytes.Equal(r.Secret, secret) {
 			t.Fatalf("activate: exit %d, %+v", code, r)
 		}
 	})
