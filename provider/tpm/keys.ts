@@ -19,6 +19,19 @@ export interface KeySource {
 export function rsaPublicKey(modulus: Buffer, exponent: Buffer, source: KeySource): KeyObject {
   const e = stripLeadingZeros(exponent);
   const effectiveExponent = e.length === 0 || (e.length === 1 && e[0] === 0) ? DEFAULT_RSA_EXPONENT : e;
+  const problem = (what: string): TpmFormatError =>
+    new TpmFormatError(source.structure, source.field, source.offset, what);
+  // Node takes any numbers as an RSA key; a TPM's keys are exactly their declared size, with an
+  // odd exponent above 1, and anything else is not a key a TPM made.
+  if (modulus.length === 0 || (modulus[0] & 0x80) === 0) {
+    throw problem(`the modulus does not have its top bit set, so it is not ${modulus.length * 8} bits long`);
+  }
+  if (
+    (effectiveExponent[effectiveExponent.length - 1] & 1) === 0 ||
+    (effectiveExponent.length === 1 && effectiveExponent[0] === 1)
+  ) {
+    throw problem(`the exponent 0x${effectiveExponent.toString("hex")} is not an odd number above 1`);
+  }
   try {
     return createPublicKey({
       key: {
