@@ -8,7 +8,16 @@
  * keeps the size `dd` gave it.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import * as path from "node:path";
 import { alive } from "../proc";
 import type { SwtpmProcess } from "./state";
@@ -22,7 +31,33 @@ function run(argv: string[]): string {
   return r.stdout.trim();
 }
 
+/** What swtpm's state blob takes at most at the start of an image (TPM 1.2 state is ~ 10 KiB). */
+const STATE_HEAD = 4096;
+
+/** No TPM state yet: a new (zeroed) or wiped image. swtpm's blob starts with a magic there. */
+function imageIsBlank(image: string): boolean {
+  const fd = openSync(image, "r");
+  try {
+    const head = Buffer.alloc(STATE_HEAD);
+    const n = readSync(fd, head, 0, STATE_HEAD, 0);
+    return head.subarray(0, n).every((b) => b === 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Makes the image blank again, so that the next start provisions it afresh. */
+function blankImage(image: string): void {
+  const fd = openSync(image, "r+");
+  try {
+    writeSync(fd, Buffer.alloc(STATE_HEAD), 0, STATE_HEAD, 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function startSwtpm(o: { name: string; image: string; tpm2: boolean; runDir: string }): SwtpmProcess {
+  const fresh = imageIsBlank(o.image);
   rmSync(o.runDir, { recursive: true, force: true });
   mkdirSync(o.runDir, { recursive: true });
   const loop = run(["losetup", "--find", "--show", o.image]);
@@ -55,7 +90,27 @@ export function startSwtpm(o: { name: string; image: string; tpm2: boolean; runD
     throw e;
   }
   const pid = Number(readFileSync(pidFile, "utf8").trim());
-  return { pid, server, ctrl, tpm2: o.tpm2, loop };
+  const proc: SwtpmProcess = { pid, server, ctrl, tpm2: o.tpm2, loop };
+  // Xen's vtpm-stubdom (TPM 1.2) is enabled, activated and has an EK from its first start; a
+  // TPM 2.0 derives its EK from its seed and needs nothing.
+  if (fresh && !o.tpm2) {
+    const r = spawnSync(process.execPath, [path.join(__dirname, "tpm12.js"), "provision", server, ctrl], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    if (r.status !== 0) {
+      stopSwtpm(proc);
+      // Half-provisioned state would never count as fresh again.
+      blankImage(o.image);
+      throw new XlError(
+        [
+          `lab: cannot give vTPM ${o.name} its endorsement key: ${(r.stderr || r.error?.message || "").trim()}`,
+        ],
+        1,
+      );
+    }
+  }
+  return proc;
 }
 
 /** Stops the TPM cleanly (its state is flushed to the image) and releases the loop device. */
