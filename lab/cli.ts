@@ -3,7 +3,7 @@
  *
  *   up [--hosts N] [--tpm2] [--memory-mib M] [--disk-mib D] [--manager-delay-sec S]
  *      [--shutdown-timeout-sec S] [--first-port P]      start (idempotent); print the inventory
- *   status                                             hosts, domains, vTPM sockets
+ *   status                                             hosts, domains, vTPM and xenbus sockets
  *   reset                                              destroy all domains, empty Xen directories
  *   down                                               stop every host (files stay)
  *   fault <host> fail --match <regex> [--count N]      next N matching commands fail
@@ -92,6 +92,10 @@ async function main(argv: string[]): Promise<void> {
         for (const v of h.vtpms) {
           const tcti = v.tpm === "2.0" ? `  tpm2-tools: -T swtpm:path=${v.server}` : "";
           console.log(`  vTPM ${v.domain}  TPM ${v.tpm}  server ${v.server}  ctrl ${v.ctrl}${tcti}`);
+        }
+        for (const g of h.guests) {
+          const agent = g.agentPid ? `  tvd-agent pid ${g.agentPid}` : "";
+          console.log(`  guest ${g.domain}  domid ${g.domid}  xenbus ${g.xenbus}${agent}`);
         }
         for (const n of h.netns) {
           console.log(

@@ -134,11 +134,21 @@ export interface NetnsStatus {
   readonly vifs: string[];
 }
 
+/** A guest's xenbus socket (its xenstore connection, as this machine reaches it) and its agent. */
+export interface GuestStatus {
+  readonly domain: string;
+  readonly domid: number;
+  readonly xenbus: string;
+  /** The pid of its `tvd-agent run`, when its seed started one. */
+  readonly agentPid?: number;
+}
+
 export interface HostStatus extends InventoryHost {
   readonly running: boolean;
   readonly domains: number;
   readonly vtpms: VtpmStatus[];
   readonly netns: NetnsStatus[];
+  readonly guests: GuestStatus[];
 }
 
 export function labHosts(stateDir: string): LabHostRecord[] {
@@ -167,6 +177,14 @@ export function labStatus(stateDir: string): HostStatus[] {
       netns: state.domains
         .filter((d) => d.netns)
         .map((d) => ({ domain: d.name, pid: d.netns!.pid, vifs: d.netns!.vifs })),
+      guests: state.domains
+        .filter((d) => d.xenbus)
+        .map((d) => ({
+          domain: d.name,
+          domid: d.domid,
+          xenbus: path.join(h.dir, "root", d.xenbus!.socket),
+          agentPid: d.agent?.pid,
+        })),
     };
   });
 }
@@ -211,7 +229,7 @@ export async function labReset(stateDir: string): Promise<void> {
     const script = [
       "rm -rf /var/lib/xen/* /etc/xen/* /var/log/xen/* /var/lib/tvd-lab/faults/*",
       "rm -f /var/lib/tvd-lab/domains.json /var/lib/tvd-lab/xenstore.json",
-      "rm -rf /var/lib/tvd-lab/vtpm",
+      "rm -rf /var/lib/tvd-lab/vtpm /var/lib/tvd-lab/guest",
       "mkdir -p /var/log/xen/console",
     ].join("\n");
     const r = await inHost(h, ["sh", "-c", script]);

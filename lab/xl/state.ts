@@ -77,6 +77,12 @@ export interface GuestNetns {
   readonly vifs: string[];
 }
 
+/** A guest's xenbus server (its xenstore connection) and the agent its seed starts. */
+export interface GuestXenbus {
+  readonly pid: number;
+  readonly socket: string;
+}
+
 export interface DomainRecord {
   readonly domid: number;
   readonly name: string;
@@ -88,6 +94,8 @@ export interface DomainRecord {
   ready: boolean;
   swtpm?: SwtpmProcess;
   netns?: GuestNetns;
+  xenbus?: GuestXenbus;
+  agent?: { readonly pid: number };
 }
 
 export interface HostState {

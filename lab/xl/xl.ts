@@ -18,6 +18,7 @@ import {
   usedMemoryMiB,
   type VtpmRow,
 } from "./render";
+import { bootGuest, stopGuest } from "./guest";
 import { missingBridge, plugVifs, unplugVifs } from "./network";
 import { isUuid, XlError, xlErrors } from "./specs";
 import { startSwtpm, stopSwtpm } from "./swtpm";
@@ -181,6 +182,17 @@ function create(settings: HostSettings, args: string[]): XlOutput {
         throw e;
       }
     }
+    if (config.kind === "guest") {
+      // The kernel's first line comes before anything its cloud-init starts.
+      consoleLog(config.name, `[    0.000000] Linux version ${os.release()} (tvd-lab guest stand-in)`);
+      try {
+        bootGuest(settings, state, record);
+      } catch (e) {
+        stopGuest(record);
+        if (record.netns) unplugVifs(record.netns, config.name);
+        throw e;
+      }
+    }
     state.domains.push(record);
     saveState(state);
 
@@ -189,6 +201,8 @@ function create(settings: HostSettings, args: string[]): XlOutput {
     xsWrite(tree, `/local/domain/${domid}/domid`, String(domid));
     xsWrite(tree, `/local/domain/${domid}/vm`, `/vm/${config.uuid}`);
     xsWrite(tree, `/local/domain/${domid}/memory/target`, String(config.memoryMiB * 1024));
+    // libxl makes data/ writable by the domain: where a guest reports to dom0.
+    xsWrite(tree, `/local/domain/${domid}/data`, "");
     saveTree(tree);
     for (const dev of devices) writeVtpmNodes(record, dev, 4);
 
@@ -247,7 +261,6 @@ function bootConsole(settings: HostSettings, state: HostState, d: DomainRecord):
       consoleLog(d.name, "Info: Waiting for frontend domain to connect..");
       return;
     case "guest":
-      consoleLog(d.name, `[    0.000000] Linux version ${os.release()} (tvd-lab guest stand-in)`);
       for (const dev of d.vtpms) {
         consoleLog(dev.backendName, `Info: VTPM attached to Frontend ${d.domid}/${dev.devid}`);
       }
@@ -266,6 +279,7 @@ export function managerReady(domid: number): void {
 }
 
 function teardown(state: HostState, d: DomainRecord): void {
+  stopGuest(d);
   if (d.swtpm) stopSwtpm(d.swtpm);
   if (d.netns) unplugVifs(d.netns, d.name);
   if (d.config.kind === "vtpmmgr") {
