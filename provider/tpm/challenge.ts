@@ -71,17 +71,23 @@ function parseKey(tpm: "1.2" | "2.0", value: unknown, field: "ek" | "srk" | "ak"
   }
 }
 
-/** A report as the agent writes it (JSON text or the parsed object). */
-export function parseReport(input: unknown): MemberReport {
+/** The agent's JSON (text, or already parsed) as an object. */
+function jsonObject(input: unknown, what: "report" | "response"): Record<string, unknown> {
   let value = input;
   if (typeof input === "string") {
     try {
       value = JSON.parse(input);
     } catch (error) {
-      throw new AgentMessageError(`the report is not JSON: ${(error as Error).message}`);
+      throw new AgentMessageError(`the ${what} is not JSON: ${(error as Error).message}`);
     }
   }
-  if (!isRecord(value)) throw new AgentMessageError("the report is not a JSON object");
+  if (!isRecord(value)) throw new AgentMessageError(`the ${what} is not a JSON object`);
+  return value;
+}
+
+/** A report as the agent writes it (JSON text or the parsed object). */
+export function parseReport(input: unknown): MemberReport {
+  const value = jsonObject(input, "report");
   if (value.version !== 1)
     throw new AgentMessageError(`report.version is ${JSON.stringify(value.version)}, not 1`);
   if (typeof value.request !== "string") throw new AgentMessageError("report.request is not a string");
@@ -148,41 +154,37 @@ export function makeChallenge(report: MemberReport): { challenge: Challenge; exp
 
 export type ResponseCheck = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
+const fail = (reason: string): ResponseCheck => ({ ok: false, reason });
+
 /**
  * Whether the agent's response (JSON text or object) answers this challenge with its secret.
  * Never throws: a bad response is a failed check with the reason.
  */
 export function checkResponse(challenge: Challenge, expectedSecret: Buffer, input: unknown): ResponseCheck {
-  const fail = (reason: string): ResponseCheck => ({ ok: false, reason });
-  let value = input;
-  if (typeof input === "string") {
-    try {
-      value = JSON.parse(input);
-    } catch (error) {
-      return fail(`the response is not JSON: ${(error as Error).message}`);
-    }
-  }
-  if (!isRecord(value)) return fail("the response is not a JSON object");
-  if (value.version !== 1) return fail(`response.version is ${JSON.stringify(value.version)}, not 1`);
-  if (value.id !== challenge.id) {
-    return fail(
-      `response.id is ${JSON.stringify(value.id)}, not the challenge's ${JSON.stringify(challenge.id)}`,
-    );
-  }
-  if (typeof value.error === "string")
-    return fail(`the agent could not activate the credential: ${value.error}`);
-  let secret: Buffer;
   try {
-    secret = decodeBase64(value.secret, "response.secret");
+    const value = jsonObject(input, "response");
+    if (value.version !== 1) return fail(`response.version is ${JSON.stringify(value.version)}, not 1`);
+    if (value.id !== challenge.id) {
+      return fail(
+        `response.id is ${JSON.stringify(value.id)}, not the challenge's ${JSON.stringify(challenge.id)}`,
+      );
+    }
+    if (typeof value.error === "string")
+      return fail(`the agent could not activate the credential: ${value.error}`);
+    const secret = decodeBase64(value.secret, "response.secret");
+    // The length is public (always SECRET_BYTES); only the content needs the constant-time compare.
+    if (secret.length !== expectedSecret.length) {
+      return fail(`response.secret is ${secret.length} bytes, not ${expectedSecret.length}`);
+    }
+    if (!timingSafeEqual(secret, expectedSecret)) {
+      return fail(
+        "response.secret is not the challenge's secret: the AK is not in the TPM that holds the EK",
+      );
+    }
+    return { ok: true };
   } catch (error) {
-    return fail((error as Error).message);
+    // A malformed response is a failed check, never an exception for the caller.
+    if (error instanceof AgentMessageError) return fail(error.message);
+    throw error;
   }
-  // The length is public (always SECRET_BYTES); only the content needs the constant-time compare.
-  if (secret.length !== expectedSecret.length) {
-    return fail(`response.secret is ${secret.length} bytes, not ${expectedSecret.length}`);
-  }
-  if (!timingSafeEqual(secret, expectedSecret)) {
-    return fail("response.secret is not the challenge's secret: the AK is not in the TPM that holds the EK");
-  }
-  return { ok: true };
 }
