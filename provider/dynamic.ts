@@ -9,7 +9,8 @@ export type ResourceKind =
   | "TvdAuthority"
   | "MemberIdentity"
   | "SeedImage"
-  | "TvdNetwork";
+  | "TvdNetwork"
+  | "VtpmIdentity";
 
 /**
  * The provider object Pulumi serializes into state with every resource. It must stay tiny and

@@ -5,6 +5,7 @@ export { TvdAuthority, type TvdAuthorityArgs } from "./resources/tvdAuthority/re
 export { TvdNetwork, type TvdNetworkArgs } from "./resources/tvdNetwork/resource";
 export { SeedImage, type SeedImageArgs, type SeedImageSeedArgs } from "./resources/seedImage/resource";
 export { Vtpm, type VtpmArgs } from "./resources/vtpm/resource";
+export { VtpmIdentity, type VtpmIdentityArgs } from "./resources/vtpmIdentity/resource";
 export { VtpmManager, type VtpmManagerArgs } from "./resources/vtpmManager/resource";
 export type { ConnectionArgs } from "./transport/connection";
 export { fingerprintOf } from "./transport/hostKey";

@@ -12,6 +12,7 @@ import { tvdAuthorityLifecycle } from "./resources/tvdAuthority/provider";
 import { seedImageLifecycle } from "./resources/seedImage/provider";
 import { tvdNetworkLifecycle } from "./resources/tvdNetwork/provider";
 import { vtpmLifecycle } from "./resources/vtpm/provider";
+import { vtpmIdentityLifecycle } from "./resources/vtpmIdentity/provider";
 import { vtpmManagerLifecycle } from "./resources/vtpmManager/provider";
 
 const lifecycles: Partial<Record<ResourceKind, pulumi.dynamic.ResourceProvider>> = {
@@ -23,6 +24,7 @@ const lifecycles: Partial<Record<ResourceKind, pulumi.dynamic.ResourceProvider>>
   MemberIdentity: memberIdentityLifecycle,
   SeedImage: seedImageLifecycle,
   TvdNetwork: tvdNetworkLifecycle,
+  VtpmIdentity: vtpmIdentityLifecycle,
 };
 
 export function lifecycle(kind: ResourceKind): pulumi.dynamic.ResourceProvider {

@@ -25,6 +25,7 @@ import {
   type InspectTarget,
 } from "./inspect";
 import {
+  AGENT_EXCHANGE,
   ARCHIVE_DIR,
   ARCHIVE_FILE,
   consoleLogPath,
@@ -34,6 +35,7 @@ import {
   EXIT_BUSY,
   EXIT_EXISTS,
   EXIT_MISSING,
+  EXIT_NOT_RUNNING,
   EXIT_TIMEOUT,
   INSPECT,
   LOCK_DIR,
@@ -253,6 +255,29 @@ export class Dom0 {
       throw new RemoteCommandError(this.endpoint, `destroy ${domain}`, r.exitCode, r.stderr);
   }
 
+  /**
+   * One exchange with the agent in `domain` through its xenstore data path (agent/PROTOCOL.md):
+   * writes `value` to data/tvd/<write> and returns the JSON the agent leaves in data/tvd/<answer>
+   * once it carries `token`. One round trip. A member that is not running gives AgentUnreachable
+   * ("not running"), an agent that does not answer in time AgentUnreachable ("no answer").
+   */
+  async agentExchange(
+    domain: string,
+    exchange: { write: string; answer: string; token: string; value: string },
+    timeoutSec: number,
+  ): Promise<string> {
+    const args = [domain, exchange.write, exchange.answer, exchange.token, String(timeoutSec)];
+    const r = await this.session.run(["sh", "-c", AGENT_EXCHANGE, "pulumi-tvd", ...args], {
+      stdin: exchange.value,
+      timeoutSec: timeoutSec + 30,
+    });
+    if (r.exitCode === 0) return r.stdout.trim();
+    if (r.exitCode === EXIT_NOT_RUNNING) throw new AgentUnreachableError(this.endpoint, domain, "not running");
+    if (r.exitCode === EXIT_TIMEOUT)
+      throw new AgentUnreachableError(this.endpoint, domain, "no answer", timeoutSec, r.stderr.trim());
+    throw new RemoteCommandError(this.endpoint, `exchange with ${domain}'s agent`, r.exitCode, r.stderr);
+  }
+
   /** `xl destroy <domain>`; a domain that is already gone is fine. */
   async xlDestroy(domain: string): Promise<void> {
     const r = await this.session.run(["xl", "destroy", domain]);
@@ -409,4 +434,23 @@ export function domainsWithVtpmBackend(
     )
     .map((d) => String((d.config?.c_info as { name?: string } | undefined)?.name))
     .sort();
+}
+
+/** A member's agent could not be asked: its domain is not running, or it did not answer in time. */
+export class AgentUnreachableError extends Error {
+  constructor(
+    readonly endpoint: string,
+    readonly domain: string,
+    readonly why: "not running" | "no answer",
+    timeoutSec?: number,
+    last?: string,
+  ) {
+    super(
+      why === "not running"
+        ? `member ${domain} is not running on ${endpoint}: its agent cannot be asked; start it (pulumi up) and retry`
+        : `member ${domain}'s agent on ${endpoint} did not answer within ${timeoutSec}s through xenstore ` +
+            `(/local/domain/<domid>/data/tvd)${last ? `; the node held: ${last.slice(0, 300)}` : ""}; ` +
+            "check that the member booted its seed (tvd-agent.service) and has a vTPM, or raise readyTimeoutSec",
+    );
+  }
 }

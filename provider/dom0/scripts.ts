@@ -287,3 +287,27 @@ if [ "$del_vx" = 1 ] && ip link show dev "$vx" >/dev/null 2>&1; then ip link del
 if [ "$del_br" = 1 ] && [ -n "$(ip -o link show dev "$br" type bridge 2>/dev/null)" ]; then ip link del dev "$br" || exit 1; fi
 exit 0
 `;
+
+/** Exit code of AGENT_EXCHANGE when the member's domain is not running. */
+export const EXIT_NOT_RUNNING = 3;
+
+/**
+ * $1 domain, $2 node to write, $3 node to wait for, $4 token the answer must carry, $5 seconds;
+ * the value to write on stdin. One exchange with a member's agent (agent/PROTOCOL.md) through
+ * the member's own xenstore data path: writes /local/domain/<domid>/data/tvd/$2, then waits on
+ * the dom0 (one round trip however long the agent takes) until .../$3 holds the token as a JSON
+ * string, and prints it. On timeout prints what the node held, if anything.
+ */
+export const AGENT_EXCHANGE = `set -u
+id=$(xl domid "$1" 2>/dev/null) || { echo "domain $1 is not running" >&2; exit ${EXIT_NOT_RUNNING}; }
+base=/local/domain/$id/data/tvd
+value=$(cat)
+xenstore-write "$base/$2" "$value" || exit 1
+end=$(( $(date +%s) + $5 ))
+while :; do
+  got=$(xenstore-read "$base/$3" 2>/dev/null) || got=
+  case $got in *"\\"$4\\""*) printf '%s\\n' "$got"; exit 0 ;; esac
+  if [ "$(date +%s)" -ge "$end" ]; then printf '%s' "$got" >&2; exit ${EXIT_TIMEOUT}; fi
+  sleep 0.2
+done
+`;

@@ -13,6 +13,7 @@
  * are. Shared by test/unit/hostile.property.test.ts and test/lab/hostile.property.test.ts.
  */
 import { spawn } from "node:child_process";
+import { createPublicKey } from "node:crypto";
 import { isIP } from "node:net";
 import { isDeepStrictEqual } from "node:util";
 import fc from "fast-check";
@@ -32,7 +33,7 @@ import {
   publicKeyFingerprint,
   signHostCertificate,
 } from "../../provider/pki/ssh";
-import { createTvdCa, issueIdentityCertificate } from "../../provider/pki/x509";
+import { createTvdCa, issueIdentityCertificate, issueTpmKeyCertificate } from "../../provider/pki/x509";
 import { guestDomainOf } from "../../provider/resources/guest/args";
 import * as guest from "../../provider/resources/guest/provider";
 import * as hostFacts from "../../provider/resources/hostFacts/provider";
@@ -43,6 +44,7 @@ import { configPathOf } from "../../provider/resources/stubdom";
 import * as tvdAuthority from "../../provider/resources/tvdAuthority/provider";
 import * as tvdNetwork from "../../provider/resources/tvdNetwork/provider";
 import * as vtpm from "../../provider/resources/vtpm/provider";
+import * as vtpmIdentity from "../../provider/resources/vtpmIdentity/provider";
 import * as vtpmManager from "../../provider/resources/vtpmManager/provider";
 import { lifecycle } from "../../provider/runtime";
 import { endpointOf, type Connection } from "../../provider/transport/connection";
@@ -466,6 +468,15 @@ export const HOSTILE_INPUTS: readonly HostileInput[] = [
     data: true,
     valid: ["0", "2026-11", "r".repeat(256)],
   },
+  { kind: "VtpmIdentity", name: "guest", valid: DOMAIN_NAMES, shape: DOMAIN_SHAPE },
+  { kind: "VtpmIdentity", name: "memberName", valid: DOMAIN_NAMES, shape: DOMAIN_SHAPE },
+  {
+    kind: "VtpmIdentity",
+    name: "rotation",
+    anyString: true,
+    data: true,
+    valid: ["0", "2026-11", "r".repeat(256)],
+  },
 
   {
     kind: "XenHost",
@@ -683,6 +694,8 @@ function baseProps(kind: ResourceKind, env: HostileEnv): Record<string, unknown>
         sshCaPrivateKey: env.sshCa.privateKey,
         sshCaPublicKey: env.sshCa.publicKey,
       };
+    case "VtpmIdentity":
+      return { connection, guest: "red-01", caCertPem: env.ca.certPem, caKeyPem: env.ca.keyPem };
   }
 }
 
@@ -771,6 +784,7 @@ const DEFINITIONS: Record<ResourceKind, ResourceDefinition<object, object>> = {
   TvdNetwork: tvdNetwork.definition as unknown as ResourceDefinition<object, object>,
   TvdAuthority: tvdAuthority.definition as unknown as ResourceDefinition<object, object>,
   MemberIdentity: memberIdentity.definition as unknown as ResourceDefinition<object, object>,
+  VtpmIdentity: vtpmIdentity.definition as unknown as ResourceDefinition<object, object>,
 };
 
 /** Tries one value of one input. */
@@ -968,6 +982,9 @@ export async function renderedInert(
         break;
       case "MemberIdentity":
         problems.push(...identityInert(v, run, deferred));
+        break;
+      case "VtpmIdentity":
+        problems.push(...tpmCertificatesInert(v));
         break;
       case "TvdNetwork":
         problems.push(...(await networkInert(v)));
@@ -1257,6 +1274,36 @@ function identityInert(v: Record<string, unknown>, run: number, deferred: Deferr
     members.set(memberName, issued);
   }
   return [...problems, ...issued];
+}
+
+/**
+ * The EK and AK certificates for a member name: each subject reads back as exactly
+ * "<memberName> EK" / "<memberName> AK" and O=pulumi-tvd. (The guest's name reaches the dom0 only
+ * as one quoted argument of AGENT_EXCHANGE, which the shell check covers.)
+ */
+function tpmCertificatesInert(v: Record<string, unknown>): string[] {
+  // The CA's own public key stands for the member's EK and AK: the subject is under test, not the key.
+  const tpmKeyPem = createPublicKey(String(v.caKeyPem)).export({ type: "spki", format: "pem" }).toString();
+  const memberName = String(v.memberName);
+  const problems: string[] = [];
+  for (const purpose of ["ek", "ak"] as const) {
+    const cert = issueTpmKeyCertificate({
+      caCertPem: String(v.caCertPem),
+      caKeyPem: String(v.caKeyPem),
+      commonName: `${memberName} ${purpose.toUpperCase()}`,
+      publicKeyPem: tpmKeyPem,
+      purpose,
+      validityDays: Number(v.validityDays),
+    });
+    const want: Array<[string, unknown]> = [
+      ["CN", `${memberName} ${purpose.toUpperCase()}`],
+      ["O", "pulumi-tvd"],
+    ];
+    const read = namesIn(cert.certPem);
+    if (!isDeepStrictEqual(read.subject, want))
+      problems.push(`the ${purpose} subject reads ${show(read.subject)}`);
+  }
+  return problems;
 }
 
 /** A Dom0 over a session that records each argv and answers with nothing: what would be sent. */

@@ -13,6 +13,7 @@ import * as seedImage from "../../provider/resources/seedImage/provider";
 import * as tvdAuthority from "../../provider/resources/tvdAuthority/provider";
 import * as tvdNetwork from "../../provider/resources/tvdNetwork/provider";
 import * as vtpm from "../../provider/resources/vtpm/provider";
+import * as vtpmIdentity from "../../provider/resources/vtpmIdentity/provider";
 import * as vtpmManager from "../../provider/resources/vtpmManager/provider";
 
 const README = path.resolve(__dirname, "..", "..", "README.md");
@@ -26,11 +27,12 @@ const definitions = [
   memberIdentity.definition,
   seedImage.definition,
   tvdNetwork.definition,
+  vtpmIdentity.definition,
 ] as Array<{ kind: string; changes: Record<string, ChangeClass> }>;
 
 const MEANING: Record<ChangeClass, string> = {
   replace: "replaces the resource",
-  resetState: "makes a new key image or UUID: refused without `allowStateReset`",
+  resetState: "resets what cannot be made again (a key image, a UUID, a vTPM's identity): refused without `allowStateReset`",
   restart: "rewrites the config; restarts the domain only if the running domain differs",
   inPlace: "applied in place",
 };
