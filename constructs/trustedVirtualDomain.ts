@@ -5,6 +5,7 @@ import { SeedImage } from "../provider/resources/seedImage/resource";
 import { TvdAuthority } from "../provider/resources/tvdAuthority/resource";
 import { TvdNetwork } from "../provider/resources/tvdNetwork/resource";
 import { Vtpm } from "../provider/resources/vtpm/resource";
+import { VtpmIdentity } from "../provider/resources/vtpmIdentity/resource";
 import { planMembers, TvdPlanError, vniFor, type MemberPlan, type TvdMemberSpec } from "./plan";
 import type { XenHost } from "./xenHost";
 
@@ -65,6 +66,16 @@ export interface TrustedVirtualDomainProps {
   readonly rotation?: pulumi.Input<string>;
   /** @default 365 */
   readonly certificateValidityDays?: number;
+  /**
+   * Whether the system owns every member's vTPM: each seed carries the member agent, which takes
+   * ownership with auth the TVD holds, and a VtpmIdentity per member certifies its EK and AK
+   * under the TVD's CA once credential activation proved them. Turn it off only where nothing
+   * behind the members' vTPMs speaks TPM (stand-in stub domains).
+   * @default true
+   */
+  readonly vtpmIdentity?: boolean;
+  /** How long each member's VtpmIdentity waits for its agent's first report. @default 180 */
+  readonly agentTimeoutSec?: number;
 }
 
 /** What a user wants to see of each member. */
@@ -76,6 +87,14 @@ export interface TvdMemberOutputs {
   readonly sshHostKeyFingerprint: string;
   readonly x509Serial: string;
   readonly sshCertSerial: string;
+  /** The vTPM's identity, when the TVD owns its members' vTPMs (vtpmIdentity). */
+  readonly tpm?: {
+    readonly version: "1.2" | "2.0";
+    readonly ekFingerprint: string;
+    readonly akFingerprint: string;
+    readonly ekCertSerial: string;
+    readonly akCertSerial: string;
+  };
 }
 
 /** The member resources one member is made of, for programs that want more than the outputs. */
@@ -85,6 +104,8 @@ export interface TvdMember {
   readonly identity: MemberIdentity;
   readonly seed: SeedImage;
   readonly guest: Guest;
+  /** Its vTPM's certified identity; absent with vtpmIdentity: false. */
+  readonly vtpmIdentity?: VtpmIdentity;
 }
 
 const TVD_NAME = /^[a-z][a-z0-9]{0,10}$/;
@@ -95,7 +116,8 @@ const VTPM_MEMORY_MIB = 8;
  * A Trusted Virtual Domain: guests on several Xen hosts that form one unit under one trust
  * anchor. Each member gets its own vTPM and guest (an overlay of the template), an SSH host key
  * with a certificate from the TVD's SSH CA, an X.509 identity from the TVD's CA, and a cloud-init
- * seed that carries all of it into the guest before its first boot. The TVD's guests share a
+ * seed that carries all of it into the guest before its first boot, with the member agent that
+ * takes ownership of the member's vTPM; the TVD's CA then certifies each vTPM's EK and AK. The TVD's guests share a
  * bridge per host, linked between hosts by the TVD's own VXLAN and by nothing else.
  */
 export class TrustedVirtualDomain extends pulumi.ComponentResource {
@@ -142,6 +164,7 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
     const bridge = `tvd-${name}`;
     const vni = props.network?.vni ?? vniFor(name);
     const rotation = props.rotation ?? "0";
+    const ownsVtpms = props.vtpmIdentity ?? true;
     this.authority = new TvdAuthority(`${name}-authority`, { tvdName: name }, { parent: this });
 
     const networks: Record<string, TvdNetwork> = {};
@@ -209,6 +232,7 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
               keyPem: identity.x509KeyPem,
               caCertPem: this.authority.caCertPem,
             },
+            agent: ownsVtpms ? { ownerAuth: identity.tpmOwnerAuth, srkAuth: identity.tpmSrkAuth } : undefined,
           },
         },
         { parent: this },
@@ -233,7 +257,22 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
         },
         { parent: this, dependsOn: [networks[plan.host]] },
       );
-      members[plan.name] = { plan, vtpm, identity, seed, guest };
+      const vtpmIdentity = ownsVtpms
+        ? new VtpmIdentity(
+            `${plan.domain}-vtpm-identity`,
+            {
+              connection,
+              guest,
+              authority: this.authority,
+              memberName: plan.domain,
+              rotation,
+              validityDays: props.certificateValidityDays,
+              readyTimeoutSec: props.agentTimeoutSec,
+            },
+            { parent: this },
+          )
+        : undefined;
+      members[plan.name] = { plan, vtpm, identity, seed, guest, vtpmIdentity };
     }
     this.memberResources = members;
 
@@ -247,8 +286,9 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
               m.identity.sshHostKeyFingerprint,
               m.identity.x509Serial,
               m.identity.sshCertSerial,
+              tpmOutputsOf(m.vtpmIdentity),
             ])
-            .apply(([vtpmUuid, sshHostKeyFingerprint, x509Serial, sshCertSerial]) => ({
+            .apply(([vtpmUuid, sshHostKeyFingerprint, x509Serial, sshCertSerial, tpm]) => ({
               host: m.plan.host,
               domain: m.plan.domain,
               vtpmUuid,
@@ -256,6 +296,7 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
               sshHostKeyFingerprint,
               x509Serial,
               sshCertSerial,
+              ...(tpm ? { tpm } : {}),
             })),
         ]),
       ),
@@ -265,10 +306,42 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
   }
 }
 
+function tpmOutputsOf(identity: VtpmIdentity | undefined): pulumi.Output<TvdMemberOutputs["tpm"]> {
+  if (!identity) return pulumi.output(undefined);
+  return pulumi
+    .all([
+      identity.tpmVersion,
+      identity.ekFingerprint,
+      identity.akFingerprint,
+      identity.ekCertSerial,
+      identity.akCertSerial,
+    ])
+    .apply(([version, ekFingerprint, akFingerprint, ekCertSerial, akCertSerial]) => ({
+      version,
+      ekFingerprint,
+      akFingerprint,
+      ekCertSerial,
+      akCertSerial,
+    }));
+}
+
+/** A fingerprint as the summary shows it: enough hex to tell keys apart at a glance. */
+const shortFingerprint = (hex: string) => `sha256:${hex.slice(0, 16)}`;
+
 /** The table `pulumi up` prints for a TVD. Pure. */
 export function renderSummary(tvd: string, vni: number, members: readonly TvdMemberOutputs[]): string {
+  const withTpm = members.some((m) => m.tpm);
   const rows = [
-    ["member", "host", "ip", "vTPM uuid", "ssh host key", "x509 serial", "ssh cert serial"],
+    [
+      "member",
+      "host",
+      "ip",
+      "vTPM uuid",
+      "ssh host key",
+      "x509 serial",
+      "ssh cert serial",
+      ...(withTpm ? ["tpm", "EK", "AK", "EK cert serial", "AK cert serial"] : []),
+    ],
     ...[...members]
       .sort((a, b) => a.domain.localeCompare(b.domain))
       .map((m) => [
@@ -279,6 +352,17 @@ export function renderSummary(tvd: string, vni: number, members: readonly TvdMem
         m.sshHostKeyFingerprint,
         m.x509Serial,
         m.sshCertSerial,
+        ...(withTpm
+          ? m.tpm
+            ? [
+                m.tpm.version,
+                shortFingerprint(m.tpm.ekFingerprint),
+                shortFingerprint(m.tpm.akFingerprint),
+                m.tpm.ekCertSerial,
+                m.tpm.akCertSerial,
+              ]
+            : ["-", "-", "-", "-", "-"]
+          : []),
       ]),
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));

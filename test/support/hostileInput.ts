@@ -617,6 +617,8 @@ function paperOutput(env: HostileEnv, kind: string, key: string, props: Record<s
     x509CertPem: env.ca.certPem,
     x509KeyPem: env.ca.keyPem,
     uuid: "ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839",
+    tpmOwnerAuth: "11".repeat(32),
+    tpmSrkAuth: "22".repeat(32),
   };
   if (kind === "SeedImage" && key === "path" && typeof props.name === "string")
     return seedPathOf({ name: props.name });

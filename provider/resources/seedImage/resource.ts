@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { TvdResource } from "../tvdResource";
 import { SEED_SECRETS } from "./args";
+import type { SeedAgent } from "../../cloudinit/agent";
 import type { SeedExtraFile, SeedNetwork, SeedSshHostKey, SeedX509 } from "../../cloudinit/render";
 import type { Inputs } from "../../inputs";
 import type { ConnectionArgs } from "../../transport/connection";
@@ -28,6 +29,12 @@ export interface SeedImageSeedArgs {
   readonly sshCaPublicKeys?: pulumi.Input<pulumi.Input<string>[]>;
   /** Written to /etc/tvd/member.crt, member.key (0600) and ca.crt. @default - none */
   readonly x509?: pulumi.Input<Inputs<SeedX509>>;
+  /**
+   * The member agent (agent/PROTOCOL.md): installed and started by the seed, it takes ownership
+   * of the member's vTPM with these auth values (a MemberIdentity's tpmOwnerAuth and tpmSrkAuth)
+   * and reports its EK, SRK and AK to dom0 through xenstore. @default - no agent
+   */
+  readonly agent?: pulumi.Input<Inputs<SeedAgent>>;
   /** @default [] */
   readonly extraFiles?: pulumi.Input<pulumi.Input<Inputs<SeedExtraFile>>[]>;
 }

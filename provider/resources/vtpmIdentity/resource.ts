@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { Inputs } from "../../inputs";
 import type { ConnectionArgs } from "../../transport/connection";
 import { Guest } from "../guest/resource";
 import type { TvdAuthority } from "../tvdAuthority/resource";
@@ -7,7 +8,7 @@ import { CA_SECRETS } from "./args";
 
 export interface VtpmIdentityArgs {
   /** The dom0 the member runs on. */
-  readonly connection: pulumi.Input<ConnectionArgs>;
+  readonly connection: pulumi.Input<Inputs<ConnectionArgs>>;
   /**
    * The member: its Guest resource (the identity is then made after it starts) or its domain
    * name. Its seed must carry the agent (SeedImage `seed.agent`, from a MemberIdentity).
