@@ -15,9 +15,12 @@ function run(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { cwd: root, encoding: "utf8", maxBuffer: 64 << 20 });
 }
 
-/** What the library may ship: its compiled entry points, package.json, the README, a licence. */
+/**
+ * What the library may ship: its compiled entry points, package.json, the README, a licence, and
+ * the member agent its seeds carry (built by agent/build) with its protocol.
+ */
 const LIBRARY_FILE =
-  /^(dist\/(index|provider\/.+|constructs\/.+)\.(js|d\.ts)|package\.json|README\.md|LICENSE)$/;
+  /^(dist\/(index|provider\/.+|constructs\/.+)\.(js|d\.ts)|agent\/bin\/tvd-agent|agent\/(PROTOCOL|README)\.md|package\.json|README\.md|LICENSE)$/;
 
 describe("the library package holds only the library, not the lab (issue 11.5)", () => {
   let packed: string[];
@@ -42,6 +45,8 @@ describe("the library package holds only the library, not the lab (issue 11.5)",
         "dist/index.d.ts",
         "dist/provider/runtime.js",
         "dist/provider/runtime.d.ts",
+        // Seeds carry it: a package without it cannot give members their agent.
+        "agent/bin/tvd-agent",
       ]),
     );
     expect(packed.some((f) => /^dist\/constructs\/.+\.js$/.test(f))).toBe(true);
