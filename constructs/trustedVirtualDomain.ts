@@ -76,6 +76,13 @@ export interface TrustedVirtualDomainProps {
   readonly vtpmIdentity?: boolean;
   /** How long each member's VtpmIdentity waits for its agent's first report. @default 180 */
   readonly agentTimeoutSec?: number;
+  /**
+   * Accept members whose vTPM now presents a new identity (a new EK: the vTPM was wiped or reset)
+   * and certify it; without it such a member is drift that `up` refuses. Set it for one `up`,
+   * then back.
+   * @default false
+   */
+  readonly allowStateReset?: pulumi.Input<boolean>;
 }
 
 /** What a user wants to see of each member. */
@@ -268,6 +275,7 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
               rotation,
               validityDays: props.certificateValidityDays,
               readyTimeoutSec: props.agentTimeoutSec,
+              allowStateReset: props.allowStateReset,
             },
             { parent: this },
           )

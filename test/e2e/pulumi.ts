@@ -240,8 +240,8 @@ export class TestStack {
   }
 
   /** `pulumi up` as a user runs it: the preview first (check and diff of every resource), then the update. */
-  up(): Promise<OperationResult> {
-    return this.operation(["up", "--yes"]);
+  up(opts: { refresh?: boolean } = {}): Promise<OperationResult> {
+    return this.operation(["up", "--yes", ...(opts.refresh ? ["--refresh"] : [])]);
   }
 
   preview(opts: { expectNoChanges?: boolean; refresh?: boolean } = {}): Promise<OperationResult> {

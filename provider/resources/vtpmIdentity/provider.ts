@@ -6,7 +6,8 @@
  * MakeCredential/ActivateCredential, TPM 1.2 the Privacy-CA's ActivateIdentity), and has the
  * TVD's CA certify both. Read asks the vTPM again: another EK or AK means the vTPM was wiped or
  * reset (Xen: a vTPM that cannot load its key comes up with a new identity), shown as drift on
- * `guest`, which `up` accepts only with allowStateReset. A rotation, a new CA or a new lifetime
+ * `guest`, which `up` accepts only with allowStateReset, by a replacement that attests the new
+ * identity and certifies it. A rotation, a new CA or a new lifetime
  * reissues the certificates for the keys on record without asking the TPM anything.
  */
 import { randomBytes } from "node:crypto";
@@ -200,11 +201,12 @@ export const definition: ResourceDefinition<VtpmIdentityInputs, VtpmIdentityExtr
       throw e;
     }
     const drift = stored.ekFingerprint ? identityDrift(stored, report) : undefined;
-    return {
-      gone: false,
-      seen: drift ? { guest: driftMarker(v.guest, "changed", drift) } : {},
-      extra: stored,
-    };
+    // "missing": the identity certified is gone from the vTPM, like a lost key image: up takes the
+    // new one only with allowStateReset (a replacement that attests and certifies it).
+    const seen = drift
+      ? { guest: driftMarker(v.guest, "missing", `the certified identity is gone: ${drift}`) }
+      : {};
+    return { gone: false, seen, extra: stored };
   },
 
   async create(ctx, v) {
