@@ -9,8 +9,8 @@
 #   base.raw     ext4 root disk (sparse), made with mkfs.ext4 -d (no loop mounts)
 #   recipe       what the hash covers; done  the stamp of a finished build
 # Two stages, each cached: the debootstrap tree (keyed by the package list and suite, under
-# xen-lab/bootstrap/<hash>/) and the configured build (keyed by this script, packages.txt and
-# the debootstrap key). A finished build is reused as is; a recipe change builds a new one.
+# xen-lab/bootstrap/<hash>/) and the configured build (keyed by this script, packages.txt, the
+# debootstrap key and the bytes of agent/bin/tvd-agent, which the guests' base image carries). A finished build is reused as is; a recipe change builds a new one.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,8 +40,17 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >&2
 fi
 
+# The member agent that every guest's base image runs (agent/build makes it; scripts/setup runs
+# that). Its bytes are part of the recipe: a rebuilt agent makes a new image.
+agent_bin="${TVD_AGENT_BIN:-$here/../../agent/bin/tvd-agent}"
+[[ -f "$agent_bin" ]] || {
+  log "no member agent at $agent_bin: run bash agent/build (scripts/setup does)"
+  exit 1
+}
+agent_sha="$(sha256sum <"$agent_bin" | cut -c1-64)"
+
 boot_key="$(printf '%s\n' "$suite" "$mirror" "$pkgs" "variant=minbase" | sha256sum | cut -c1-16)"
-recipe_key="$(cat "$here/build-rootfs.sh" "$here/packages.txt" <(echo "$boot_key $disk_size") | sha256sum | cut -c1-16)"
+recipe_key="$(cat "$here/build-rootfs.sh" "$here/packages.txt" <(echo "$boot_key $disk_size agent=$agent_sha") | sha256sum | cut -c1-16)"
 boot_dir="$cache/bootstrap/$boot_key"
 out="$cache/$recipe_key"
 
@@ -306,7 +315,8 @@ mkinitrd_stub vtpm "$stub/vtpm-stubdom-initrd.gz"
 # xen-blkfront and ext4, mounts root= (the overlay, xvda, served by dom0's qdisk backend) and
 # switch_roots into it. The base image the overlays are backed by,
 # /var/lib/xen/images/debian-base.raw, is a 32 MiB ext4 holding busybox (from Debian's
-# busybox-static) and an init that remounts / read-write, counts its boots on the disk and idles.
+# busybox-static) and an init that remounts / read-write, counts its boots on the disk, starts the
+# member agent (tvd-agent, agent/PROTOCOL.md) on the guest's own xenbus, and idles.
 guest_modules=(lib/crc16 fs/mbcache fs/jbd2/jbd2 crypto/crc32c_generic fs/ext4/ext4 drivers/block/xen-blkfront)
 d="$(mktemp -d)"
 mkdir -p "$d/newroot" "$d/lib/modules"
@@ -333,16 +343,54 @@ INIT
 pack_initrd "$d" "$stub/initrd.img"
 cp "$r/boot/vmlinuz-$kver" "$stub/vmlinuz"
 t="$(mktemp -d)"
-mkdir -p "$t"/{bin,sbin,dev,proc,sys,tmp,etc,var/lib/tvd-guest}
+mkdir -p "$t"/{bin,sbin,dev,proc,sys,tmp,etc/tvd,usr/local/sbin,var/lib/tvd-guest}
 cp "$r/bin/busybox" "$t/bin/busybox"
+install -m 755 "$agent_bin" "$t/usr/local/sbin/tvd-agent"
+# The agent's seed config, as cloud-init writes it from a member's seed (agent/PROTOCOL.md). No
+# TPM stands behind the lab's stand-in vTPM (the guest loads no xen-tpmfront, and the stand-in
+# stub domain speaks no TPM), so these auth values are never used: placeholders, not secrets.
+# The agent's reports here carry an `error` and no `tpm`; what it shows on real Xen is the
+# xenstore half of the protocol. The TPM half is tested on the local lab (swtpm behind its vTPMs).
+umask 077
+printf '{"version":1,"ownerAuth":"%s","srkAuth":"%s"}\n' \
+  "$(printf '0%.0s' $(seq 64))" "$(printf '1%.0s' $(seq 64))" >"$t/etc/tvd/agent.json"
+umask 022
+chmod 600 "$t/etc/tvd/agent.json"
 cat >"$t/sbin/init" <<'INIT'
 #!/bin/busybox sh
+# /dev is the initramfs's devtmpfs, moved here: /dev/xen/xenbus is the guest's xenstore connection.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -o remount,rw /
 n=$(( $(/bin/busybox cat /var/lib/tvd-guest/boots 2>/dev/null || echo 0) + 1 ))
 echo "$n" >/var/lib/tvd-guest/boots
 /bin/busybox sync
+# The member agent on the guest's own xenstore path /local/domain/<domid>/data/tvd, its output on
+# this console. No TPM is reachable here, so each report has `error` and no `tpm`; it keeps
+# answering dom0's requests.
+[ -c /dev/xen/xenbus ] || echo "tvd-guest: no /dev/xen/xenbus"
+/usr/local/sbin/tvd-agent run --tpm /dev/tpm0 --xenbus /dev/xen/xenbus \
+  --config /etc/tvd/agent.json --state /var/lib/tvd-agent &
 echo "tvd-guest: up, root /dev/xvda read-write, boot $n of this disk"
+# What real xenstored lets this guest write, by hand (busybox has no xenstore client): one
+# request in the wire format (xs_wire.h: type, req_id, tx_id, len, little-endian uint32, then
+# the payload) on /dev/xen/xenbus, and the reply's payload (OK, or an errno name).
+xs() { # <type> <path> [<value>]
+  if [ $# -eq 3 ]; then l=$((${#2} + 1 + ${#3})); else l=$((${#2} + 1)); fi
+  {
+    printf "\\$(printf %03o "$1")"'\000\000\000\001\000\000\000\000\000\000\000'"\\$(printf %03o $l)"'\000\000\000'
+    if [ $# -eq 3 ]; then printf '%s\000%s' "$2" "$3"; else printf '%s\000' "$2"; fi
+  } >&3
+  r=$(/bin/busybox timeout 10 /bin/busybox dd bs=4096 count=1 <&3 2>/dev/null | /bin/busybox tail -c +17 | /bin/busybox tr -d '\000')
+  echo "${r:-no reply}"
+}
+if exec 3<>/dev/xen/xenbus; then
+  # XS_WRITE (11) in its own data/, then XS_RM (13) of it; XS_WRITE of its own name (dom0's node)
+  # and in dom0's data/.
+  own=$(xs 11 data/tvd-probe x)
+  xs 13 data/tvd-probe >/dev/null
+  echo "tvd-guest: xenstore writes: data/tvd-probe $own, name $(xs 11 name x), /local/domain/0/data/tvd-probe $(xs 11 /local/domain/0/data/tvd-probe x)"
+  exec 3<&-
+fi
 while :; do /bin/busybox sleep 3600; done
 INIT
 chmod 755 "$t/sbin/init"
