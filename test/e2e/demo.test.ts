@@ -44,6 +44,12 @@ it("deploys two TVDs, prints their summary, and a preview right after shows no c
   const summary = (await stack.outputs()).summary as string;
   expect(summary).toMatch(/^TVD red \(bridge tvd-red, VXLAN \d+\): 6 members$/m);
   expect(summary).toMatch(/^TVD blue \(bridge tvd-blue, VXLAN \d+\): 3 members$/m);
+  // Issue 13: every member's vTPM owned by the system, its EK and AK certified: the summary
+  // prints the TPM version, both fingerprints and both certificate serials per member.
+  const rows = summary.split("\n").filter((l) => /^(red|blue)-\S+\s/.test(l));
+  expect(rows).toHaveLength(9);
+  for (const row of rows)
+    expect(row).toMatch(/\s1\.2\s+sha256:[0-9a-f]{16}\s+sha256:[0-9a-f]{16}\s+[0-9a-f]{32}\s+[0-9a-f]{32}$/);
   expectExit(await stack.preview({ expectNoChanges: true }));
   // Regression (demo preview --refresh --diff showed every TvdNetwork's ports as changed): a
   // refresh right after a clean up finds nothing on any host, not even a moved output.
