@@ -546,15 +546,39 @@ export const SECRET_HOMES = [
  * Lab files that stand for what a real dom0 keeps elsewhere; they may hold the secret kinds
  * listed, at the mode the emulator writes them.
  */
-export const LAB_STAND_INS = [
+export const LAB_STAND_INS: readonly {
+  readonly file: string | RegExp;
+  readonly kinds: readonly SecretKind[];
+  /** The mode the file must have, when the stand-in is itself a secret's file. @default - any */
+  readonly mode?: number;
+  readonly why: string;
+}[] = [
   {
     file: "/var/lib/tvd-lab/domains.json",
-    kinds: ["auth"] as readonly SecretKind[],
+    kinds: ["auth"],
     why:
       "the xl emulator's table of running domains (each with its command line): stands for the hypervisor and " +
       "for libxl's per-domain userdata, which real libxl writes 0600 (libxl__userdata_store); the emulator writes it 0644",
   },
-] as const;
+  {
+    file: /^\/var\/lib\/tvd-lab\/guest\/[^/]+\/run\/agent\.json$/,
+    kinds: ["auth"],
+    mode: 0o600,
+    why:
+      "a lab guest's /etc/tvd/agent.json, as cloud-init writes it from the member's seed (0600): on Xen it is on " +
+      "the guest's own disk, which the lab's guests (namespaces) do not have",
+  },
+];
+
+/** Whether `file` (as shown) is a lab stand-in allowed to hold a secret of `kind` at `mode`. */
+function isLabStandIn(file: string, kind: SecretKind, mode: number): boolean {
+  return LAB_STAND_INS.some(
+    (s) =>
+      (typeof s.file === "string" ? s.file === file : s.file.test(file)) &&
+      s.kinds.includes(kind) &&
+      (s.mode === undefined || s.mode === mode),
+  );
+}
 
 function homesOf(resource: Record<string, unknown>): { props: readonly string[]; homes: Homes } {
   const type = String(resource.type ?? "");
@@ -893,7 +917,7 @@ export function scanDom0(
         if (secret.kind === "private key") keyFound = true;
         if (home && secret.kind === "private key") isKeyHome = true;
         if (home && mode === 0o600) continue;
-        if (LAB_STAND_INS.some((s) => s.file === shown && s.kinds.includes(secret.kind))) {
+        if (isLabStandIn(shown, secret.kind, mode)) {
           standIns++;
           continue;
         }
