@@ -17,6 +17,8 @@ import {
   type Challenge,
   type MemberReport,
 } from "../../provider/tpm";
+import { identityDrift } from "../../provider/resources/vtpmIdentity/provider";
+import type { VtpmIdentityExtra } from "../../provider/resources/vtpmIdentity/args";
 import { run, startSwtpm, type Swtpm } from "../support/swtpm";
 
 const AGENT = path.join(__dirname, "../../agent/bin/tvd-agent");
@@ -121,6 +123,26 @@ describe.each(["1.2", "2.0"] as const)("tvd-agent on TPM %s", (version) => {
       ok: false,
       reason: expect.stringMatching(/^the agent could not activate the credential: /),
     });
+  });
+
+  test("VtpmIdentity's drift check: the same TPM is the identity certified; a wiped one presents another EK", async () => {
+    const certified = {
+      tpmVersion: first.tpm,
+      ekFingerprint: publicKeyFingerprint(first.ek.key),
+      akFingerprint: publicKeyFingerprint(first.ak.key),
+    } as VtpmIdentityExtra;
+    expect(identityDrift(certified, await report(member))).toBeUndefined();
+    // A fresh TPM state is what a wiped vTPM image gives: a new EK.
+    const wiped = await startMember(version);
+    try {
+      expect(identityDrift(certified, await report(wiped))).toMatch(
+        /^its vTPM presents another EK \(sha256:[0-9a-f]{16}, certified sha256:[0-9a-f]{16}\): it was wiped or reset$/,
+      );
+    } finally {
+      await wiped.tpm.stop();
+    }
+    const otherVersion = { ...certified, tpmVersion: version === "1.2" ? "2.0" : "1.2" } as VtpmIdentityExtra;
+    expect(identityDrift(otherVersion, first)).toMatch(/^its vTPM is now a TPM /);
   });
 
   if (version === "1.2") {
