@@ -4,10 +4,12 @@
  *    compared field by field (every difference fixed or listed in lab/conformance/differences.ts),
  *    and real Xen's answers compared with the recording the lab project checks the emulator by;
  * 2. the single-host example (a vTPM manager, three vTPMs, three guests booting a real PV Linux
- *    on their qcow2 overlays) through the real Pulumi CLI: up, no changes, `xl destroy` of a
- *    guest found by `preview --refresh`, repaired by `up`, then destroy.
+ *    on their qcow2 overlays) through the real Pulumi CLI: up, each guest's member agent
+ *    (tvd-agent) talking to dom0 through real xenstored, no changes, `xl destroy` of a guest
+ *    found by `preview --refresh`, repaired by `up`, then destroy.
  * One host serves both, in order: the scenarios start from a dom0 with no domains.
  */
+import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { runScenarios } from "../../lab/conformance/run";
@@ -116,6 +118,64 @@ describe("the single-host example on real Xen", () => {
         180_000,
       );
     }
+  });
+
+  // The member agent (agent/PROTOCOL.md) in each guest, started by the base image's init on the
+  // guest's own /dev/xen/xenbus. No TPM stands behind the stand-in vTPMs (the guests load no
+  // xen-tpmfront), so every report has an `error` and no `tpm`: this is the xenstore half of the
+  // protocol on real Xen; the TPM half is tested on the local lab, where swtpm backs each vTPM.
+  it("each guest's tvd-agent reports on its own xenstore data path and answers dom0's request, on real xenstored", async () => {
+    const REPORT_LINE = /^tvd-guest: xenstore writes: ([^\r\n]*)/m;
+    await Promise.all(
+      GUESTS.map(async (g) => {
+        const domid = (await sh("xl domid $1", g)).trim();
+        const token = `real-xen-${randomBytes(8).toString("hex")}`;
+        // One SSH command per guest: the boot report (waited for: the agent starts as the guest
+        // comes up), then a fresh request token and the report that echoes it, and the nodes'
+        // owners and permissions as real xenstored keeps them.
+        const [boot, answer, ms, ...nodes] = (
+          await sh(
+            `d=/local/domain/$1/data/tvd
+            for i in $(seq 600); do boot=$(xenstore-read $d/report 2>/dev/null) && break; sleep 0.1; done
+            t0=$(date +%s%3N)
+            xenstore-write $d/request "$2"
+            for i in $(seq 200); do
+              r=$(xenstore-read $d/report)
+              case $r in *"$2"*) break ;; esac
+              sleep 0.1
+            done
+            printf '%s\\n' "$boot" "$r" "$(($(date +%s%3N) - t0))"
+            xenstore-ls -p $d`,
+            domid,
+            token,
+          )
+        ).split("\n");
+        const perms = nodes.filter(Boolean);
+        expect(boot).not.toBe(""); // the boot report came within 60 s
+        const bootReport = JSON.parse(boot) as Record<string, unknown>;
+        expect(bootReport).toMatchObject({ version: 1, request: "boot" });
+        expect(bootReport.tpm).toBeUndefined();
+        expect(bootReport.error).toMatch(/^TPM \/dev\/tpm0: /);
+        // The guest's watch on data/tvd/request fired on dom0's write, and it could write its answer.
+        const answered = JSON.parse(answer) as Record<string, unknown>;
+        expect(answered).toMatchObject({ version: 1, request: token, error: bootReport.error });
+        expect(answered.tpm).toBeUndefined();
+        expect(Number(ms)).toBeLessThan(20_000);
+        // The report is the guest's node; dom0's request lies in the guest's directory too.
+        expect(perms.find((l) => l.startsWith("report ="))).toMatch(new RegExp(`\\(n${domid}[,)]`));
+        console.log(`${g} (domain ${domid}): request answered in ${ms} ms; ${perms.join(" | ")}`);
+        // Its console: the agent's own line, and what real xenstored let the guest write.
+        await xen.waitForConsole(X, g, "tvd-guest: xenstore writes: ", 60_000);
+        const log = await consoleOf(g);
+        expect(log).toContain("tvd-agent: boot report written");
+        // Its own data/ yes (then removed); its own name (dom0's node) and dom0's data/ no, whatever
+        // errno real xenstored names (see lab/xen/README.md for what it said).
+        const writes = log.match(REPORT_LINE)?.[1] ?? "(no line)";
+        expect(writes).toMatch(
+          /^data\/tvd-probe OK, name (?!OK,)[A-Z]+, \/local\/domain\/0\/data\/tvd-probe (?!OK$)[A-Z]+$/,
+        );
+      }),
+    );
   });
 
   it("preview right after up shows no changes", async () => {
