@@ -272,7 +272,8 @@ export class Dom0 {
       timeoutSec: timeoutSec + 30,
     });
     if (r.exitCode === 0) return r.stdout.trim();
-    if (r.exitCode === EXIT_NOT_RUNNING) throw new AgentUnreachableError(this.endpoint, domain, "not running");
+    if (r.exitCode === EXIT_NOT_RUNNING)
+      throw new AgentUnreachableError(this.endpoint, domain, "not running");
     if (r.exitCode === EXIT_TIMEOUT)
       throw new AgentUnreachableError(this.endpoint, domain, "no answer", timeoutSec, r.stderr.trim());
     throw new RemoteCommandError(this.endpoint, `exchange with ${domain}'s agent`, r.exitCode, r.stderr);

@@ -32,7 +32,8 @@ const definitions = [
 
 const MEANING: Record<ChangeClass, string> = {
   replace: "replaces the resource",
-  resetState: "resets what cannot be made again (a key image, a UUID, a vTPM's identity): refused without `allowStateReset`",
+  resetState:
+    "resets what cannot be made again (a key image, a UUID, a vTPM's identity): refused without `allowStateReset`",
   restart: "rewrites the config; restarts the domain only if the running domain differs",
   inPlace: "applied in place",
 };
