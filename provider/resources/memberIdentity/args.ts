@@ -18,7 +18,8 @@ const ipv4 = z
     "must be an IPv4 address without prefix length, such as 10.50.0.11",
   );
 
-function pem(label: RegExp, what: string) {
+/** A PEM block of `label`, the content not a path: what a TvdAuthority's outputs hold. */
+export function pem(label: RegExp, what: string) {
   return z
     .string()
     .regex(

@@ -1,17 +1,8 @@
 import { z } from "zod";
 import { domainName } from "../../names";
 import { connectionSchema } from "../../transport/connection";
+import { pem } from "../memberIdentity/args";
 import { validityDays } from "../tvdAuthority/args";
-
-const pem = (label: RegExp, what: string) =>
-  z
-    .string()
-    .regex(
-      new RegExp(`^\\s*-----BEGIN ${label.source}-----\\r?\\n[\\s\\S]+-----END ${label.source}-----\\s*$`),
-      {
-        message: `must be ${what} in PEM (pass a TvdAuthority's outputs)`,
-      },
-    );
 
 /**
  * VtpmIdentity inputs: which member's vTPM (the guest domain on the dom0 of `connection`), the CA
