@@ -6,6 +6,7 @@ import { TvdAuthority } from "../provider/resources/tvdAuthority/resource";
 import { TvdNetwork } from "../provider/resources/tvdNetwork/resource";
 import { Vtpm } from "../provider/resources/vtpm/resource";
 import { VtpmIdentity } from "../provider/resources/vtpmIdentity/resource";
+import { trustStateOf, tvdDiagram } from "./diagram";
 import { planMembers, TvdPlanError, vniFor, type MemberPlan, type TvdMemberSpec } from "./plan";
 import type { XenHost } from "./xenHost";
 
@@ -136,6 +137,12 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
   readonly members: pulumi.Output<Record<string, TvdMemberOutputs>>;
   /** A table of the members, for `pulumi up` to print. */
   readonly summary: pulumi.Output<string>;
+  /**
+   * A picture of the TVD as Mermaid flowchart text: its hosts, the members on each (address, EK
+   * fingerprint once certified), the bridge per host, the VXLAN links, each member coloured by
+   * its trust state.
+   */
+  readonly diagram: pulumi.Output<string>;
 
   constructor(name: string, props: TrustedVirtualDomainProps, opts?: pulumi.ComponentResourceOptions) {
     super("pulumi-tvd:index:TrustedVirtualDomain", name, {}, opts);
@@ -310,7 +317,22 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
       ),
     ) as pulumi.Output<Record<string, TvdMemberOutputs>>;
     this.summary = this.members.apply((m) => renderSummary(name, vni, Object.values(m)));
-    this.registerOutputs({ members: this.members, summary: this.summary });
+    this.diagram = this.members.apply((m) =>
+      tvdDiagram({
+        tvd: name,
+        bridge,
+        vni,
+        hosts: props.hosts.map((h) => ({ name: h.hostName, tunnelIp: h.tunnelIp })),
+        members: Object.values(m).map((o) => ({
+          domain: o.domain,
+          host: o.host,
+          ip: o.ip,
+          trust: trustStateOf(o),
+          ekFingerprint: o.tpm?.ekFingerprint,
+        })),
+      }),
+    );
+    this.registerOutputs({ members: this.members, summary: this.summary, diagram: this.diagram });
   }
 }
 
