@@ -1,5 +1,5 @@
 /**
- * Five projects: pure unit tests; provider/tpm against swtpm; tests against the local lab;
+ * Six projects: pure unit tests; provider/tpm against swtpm; TVD diagrams in headless chromium; tests against the local lab;
  * end-to-end tests that drive the real Pulumi CLI; and the same against real Xen under QEMU.
  */
 const tsJest = ["ts-jest", { tsconfig: "tsconfig.json" }];
@@ -19,6 +19,14 @@ module.exports = {
       // and the member agent when agent/bin/tvd-agent is built. No lab.
       displayName: "tpm",
       testMatch: ["<rootDir>/test/tpm/**/*.test.ts"],
+      transform: { "^.+\\.ts$": tsJest },
+      testEnvironment: "node",
+    },
+    {
+      // The TVD diagrams in Debian's headless chromium (puppeteer-core): the SVGs the README
+      // shows, and Mermaid's own parser on hostile names. No lab.
+      displayName: "browser",
+      testMatch: ["<rootDir>/test/browser/**/*.test.ts"],
       transform: { "^.+\\.ts$": tsJest },
       testEnvironment: "node",
     },
