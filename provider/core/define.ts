@@ -120,6 +120,14 @@ export interface ResourceDefinition<V extends object, X extends object> {
   /** The message when a resetState change is asked for without allowStateReset. */
   readonly stateReset?: (news: V, keys: string[]) => string;
   readonly observe: (ctx: Context, v: V) => Promise<Observation<V, X>>;
+  /**
+   * Whether create and update observe the host again once they are done (the default), to
+   * record what it shows. A kind whose create and update return everything they saw, and whose
+   * observe costs its subject something (a member's agent asked to re-read its TPM), says false:
+   * a rotation then asks the TPM nothing.
+   * @default true
+   */
+  readonly observeAfterWrite?: boolean;
   /** Makes the resource; its artifacts are already claimed. Returns outputs it alone knows. */
   readonly create: (ctx: Context, v: V) => Promise<Partial<X> | void>;
   readonly update: (ctx: UpdateContext<V>, v: V) => Promise<Partial<X> | void>;
@@ -315,6 +323,11 @@ export function diffOf<V extends object, X extends object>(def: ResourceDefiniti
     const changed = changesOf(def.changes, olds, news, def.transient);
     if (changed.size === 0) return { changes: false };
     const resetting = [...changed].filter(([, c]) => c === "resetState").map(([k]) => k);
+    // The engine also diffs what a refresh read back (drift markers and all) against the state,
+    // to show the refresh: nothing is applied then, so nothing is refused. A program's own inputs
+    // never hold a marker.
+    const readBack = Object.values(news).some((n) => markerOf(n) !== undefined);
+    if (readBack) return { changes: true };
     if (!holdsUnknown(news)) {
       const v = parseInputs(def, news);
       if (resetting.length && (v as { allowStateReset?: boolean }).allowStateReset !== true) {
@@ -334,6 +347,16 @@ export function diffOf<V extends object, X extends object>(def: ResourceDefiniti
       deleteBeforeReplace: replaces.length > 0 && def.deleteBeforeReplace === true,
     };
   };
+}
+
+/** What a create or update leaves: observed again, or (observeAfterWrite: false) as it was made. */
+async function observeWritten<V extends object, X extends object>(
+  def: ResourceDefinition<V, X>,
+  ctx: Context,
+  v: V,
+): Promise<Observation<V, X>> {
+  if (def.observeAfterWrite !== false) return def.observe(ctx, v);
+  return { gone: false, seen: {}, extra: storedExtra(def, ctx.state) as X };
 }
 
 /** Parses the inputs of a property bag (stored state holds outputs too); throws every failure. */
@@ -458,7 +481,7 @@ export function defineResource<V extends object, X extends object>(def: Resource
       }
       // What the unfinished create it took up claimed and never made (a UUID generated then) goes.
       if (ctx.dom0 && resumed.length) await ctx.dom0.releaseStale(ctx.owner, artifacts.map(artifactKey));
-      const seen = await def.observe({ ...ctx, state: { ...props, ...(made ?? {}) } }, {
+      const seen = await observeWritten(def, { ...ctx, state: { ...props, ...(made ?? {}) } }, {
         ...v,
         ...(made ?? {}),
       } as V);
@@ -501,7 +524,7 @@ export function defineResource<V extends object, X extends object>(def: Resource
       const gone = before.filter((k) => !after.some((a) => artifactKey(a) === k));
       if (ctx.dom0 && gone.length) await ctx.dom0.release(owner, gone);
       const state = { ...olds, ...news, ...(made ?? {}) };
-      const seen = await def.observe({ ...ctx, owner, state }, { ...v, ...(made ?? {}) } as V);
+      const seen = await observeWritten(def, { ...ctx, owner, state }, { ...v, ...(made ?? {}) } as V);
       return {
         // What the host shows now wins over what the state kept from the last apply (a domid).
         outs: outputsOf(

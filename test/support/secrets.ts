@@ -561,6 +561,13 @@ export const LAB_STAND_INS: readonly {
       "for libxl's per-domain userdata, which real libxl writes 0600 (libxl__userdata_store); the emulator writes it 0644",
   },
   {
+    file: /^\/var\/lib\/xen\/(vtpm|pulumi-tvd\/archive)\/[^/]+$/,
+    kinds: ["auth"],
+    why:
+      "a vTPM's key image (or its archived copy): a TPM keeps its owner and SRK auth in its own state, which " +
+      "the lab's swtpm writes in plain, where vtpm-stubdom encrypts it under a key its vtpmmgr holds",
+  },
+  {
     file: /^\/var\/lib\/tvd-lab\/guest\/[^/]+\/run\/agent\.json$/,
     kinds: ["auth"],
     mode: 0o600,

@@ -180,6 +180,8 @@ export const definition: ResourceDefinition<VtpmIdentityInputs, VtpmIdentityExtr
   secrets: CA_SECRETS,
   transient: CA_SECRETS,
   derived: (v) => ({ memberName: v.guest }),
+  // Create and update return all they saw; asking the agent again would make a rotation touch the TPM.
+  observeAfterWrite: false,
   id: (v) => v.guest,
   stateReset: (v) =>
     `member ${v.guest}'s vTPM presents a new identity (a new EK or AK: it was wiped or reset, and what was bound ` +
