@@ -235,6 +235,7 @@ export function checkOf<V extends object, X extends object>(def: ResourceDefinit
         if (value === undefined) continue;
         checked[key] = defaults[key] = value;
       }
+      failures.push(...stateResetFailures(def, olds, checked));
       if (owner && def.artifacts) {
         const full = checked as V;
         const host = endpointOf((full as { connection?: unknown }).connection);
@@ -259,6 +260,31 @@ export function checkOf<V extends object, X extends object>(def: ResourceDefinit
     const out: Record<string, unknown> = { ...news, ...checked, [DEFAULTS]: defaults };
     return failures.length ? { inputs: out, failures } : { inputs: out };
   };
+}
+
+/**
+ * A change of a resetState input (a new key image, a UUID, a vTPM's identity), or such an artifact
+ * gone from the host (a "missing" drift marker a refresh left in the stored inputs), without
+ * allowStateReset: a failure on each such input, with the kind's message. Check, not diff, refuses
+ * it: the engine also calls diff to show a refresh, with the stored inputs as news. A value still
+ * unknown at preview is judged when it is known.
+ */
+function stateResetFailures<V extends object, X extends object>(
+  def: ResourceDefinition<V, X>,
+  olds: Record<string, unknown>,
+  checked: Record<string, unknown>,
+): CheckFailure[] {
+  const created = !Object.keys(def.shape).some((k) => olds[k] !== undefined);
+  if (created || checked.allowStateReset === true || holdsUnknown(checked.allowStateReset)) return [];
+  const resetting = [...changesOf(def.changes, olds, checked, def.transient)]
+    .filter(([k, c]) => c === "resetState" && !holdsUnknown(checked[k]))
+    .map(([k]) => k);
+  if (!resetting.length) return [];
+  const v = checked as V;
+  const reason = def.stateReset
+    ? def.stateReset(v, resetting)
+    : `changing ${resetting.join(", ")} loses state; set allowStateReset: true`;
+  return [{ property: resetting[0], reason }];
 }
 
 /** The defaults a stored bag recorded (none for state older than this bookkeeping). */
@@ -322,21 +348,11 @@ export function diffOf<V extends object, X extends object>(def: ResourceDefiniti
   ): Promise<pulumi.dynamic.DiffResult> => {
     const changed = changesOf(def.changes, olds, news, def.transient);
     if (changed.size === 0) return { changes: false };
-    const resetting = [...changed].filter(([, c]) => c === "resetState").map(([k]) => k);
-    // The engine also diffs what a refresh read back (drift markers and all) against the state,
-    // to show the refresh: nothing is applied then, so nothing is refused. A program's own inputs
-    // never hold a marker.
-    const readBack = Object.values(news).some((n) => markerOf(n) !== undefined);
-    if (readBack) return { changes: true };
+    // A reset of what cannot be made again is refused by check (see stateResetFailures): the
+    // engine also diffs what a refresh read back against the state, with the state's inputs as
+    // news, only to show the refresh, and nothing may be refused there.
     if (!holdsUnknown(news)) {
       const v = parseInputs(def, news);
-      if (resetting.length && (v as { allowStateReset?: boolean }).allowStateReset !== true) {
-        throw new Error(
-          def.stateReset
-            ? def.stateReset(v, resetting)
-            : `changing ${resetting.join(", ")} loses state; set allowStateReset: true`,
-        );
-      }
       const refused = def.refuse?.(v, changed, olds);
       if (refused) throw new Error(refused);
     }

@@ -34,9 +34,12 @@ async function plan(
   drift: Props = {},
 ): Promise<{ changed: Props; replaces?: string[]; refused?: string }> {
   const old = await checked(lc, {}, { ...base, owner: "p/s Test a" });
-  const next = await checked(lc, old, { ...base, ...patch, owner: "p/s Test a" });
+  // The state as a refresh leaves it: its drift in the stored inputs as in the outputs.
   const state = { ...old, ...drift };
+  const r = await lc.check(state, { ...base, ...patch, owner: "p/s Test a" });
+  const next = r.inputs as Props;
   const changed = Object.fromEntries(changesOf(def.changes as never, state, next));
+  if (r.failures?.length) return { changed, refused: r.failures.map((f) => f.reason).join("; ") };
   try {
     const d = await lc.diff("id", state, next);
     return { changed, replaces: d.replaces };
@@ -85,6 +88,18 @@ describe("VtpmManager changes", () => {
     const gone = { imagePath: driftMarker("/var/lib/xen/vtpm/vtpmmgr.img", "missing") };
     expect((await p({}, gone)).refused).toMatch(/allowStateReset/);
     expect(await p({ allowStateReset: true }, gone)).toMatchObject({ replaces: ["imagePath"] });
+  });
+
+  it("the engine's diff that shows a refresh (read-back as olds, stored inputs as news) refuses nothing; check does", async () => {
+    const lc = manager.vtpmManagerLifecycle;
+    const old = await checked(lc, {}, { ...base, owner: "p/s Test a" });
+    const readBack = { ...old, imagePath: driftMarker("/var/lib/xen/vtpm/vtpmmgr.img", "missing") };
+    expect(await lc.diff("vtpmmgr", readBack, old)).toMatchObject({ changes: true, replaces: ["imagePath"] });
+    // The program's inputs against the refreshed state: refused by check, naming the input.
+    const r = await lc.check(readBack, { ...base, owner: "p/s Test a" });
+    expect(r.failures).toEqual([{ property: "imagePath", reason: expect.stringMatching(/allowStateReset/) }]);
+    const allowed = await lc.check(readBack, { ...base, allowStateReset: true, owner: "p/s Test a" });
+    expect(allowed.failures).toBeUndefined();
   });
 });
 
