@@ -134,7 +134,9 @@ export interface ResourceDefinition<V extends object, X extends object> {
   readonly delete: (ctx: DeleteContext, v: V) => Promise<void>;
 }
 
-const MARKER = /^(.*) \((missing|changed|foreign) on the host[^)]*\)$/s;
+// The detail may hold parentheses of its own ("another EK (sha256:...)"): the value ends at the
+// first " (<what> on the host".
+const MARKER = /^(.*?) \((missing|changed|foreign) on the host.*\)$/s;
 
 /**
  * How `observe` reports what is not as declared on an input whose change would replace the

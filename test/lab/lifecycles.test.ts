@@ -75,7 +75,7 @@ describe("Vtpm", () => {
     const { id, outs } = await vtpmLifecycle.create(vtpmInputs("guard-vtpm"));
     // Check refuses it, as the engine asks before any diff (diff also shows refreshes: it refuses nothing).
     const refusal = (news: Record<string, unknown>, olds: Record<string, unknown> = outs!) =>
-      vtpmLifecycle
+      vtpm.vtpmLifecycle
         .check(olds, news)
         .then((r) =>
           (r as { failures?: { property: string; reason: string }[] }).failures

@@ -3,7 +3,7 @@
  * pure, no host is touched. Defaults are filled by check and kept in state; drift found on the
  * host (a drift marker) is repaired in place; what loses keys needs allowStateReset.
  */
-import { changesOf, driftMarker, type Lifecycle } from "../../provider/core/define";
+import { changesOf, driftMarker, unmarked, type Lifecycle } from "../../provider/core/define";
 import { resetProgramDeclarations } from "../../provider/core/ownership";
 import * as guest from "../../provider/resources/guest/provider";
 import * as vtpm from "../../provider/resources/vtpm/provider";
@@ -193,6 +193,16 @@ describe("Guest changes", () => {
     );
     expect(r.failures?.map((f) => f.property)).toEqual(["extraDisks.0.target"]);
   });
+});
+
+it("a drift marker whose detail holds parentheses still reads back as its declared value", () => {
+  const m = driftMarker(
+    "sec-01",
+    "missing",
+    "its vTPM presents another EK (sha256:ab, certified sha256:cd): reset",
+  );
+  expect(unmarked(m)).toBe("sec-01");
+  expect(unmarked(driftMarker("/var/lib/xen/a (b).img", "changed", "x (y)"))).toBe("/var/lib/xen/a (b).img");
 });
 
 it("check names an input the kind does not have (a misspelling)", async () => {
