@@ -9,7 +9,6 @@
  * Both are daemons of their own (like swtpm), so they outlive the xl call and an sshd restart.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import {
   appendFileSync,
   chmodSync,
@@ -20,6 +19,7 @@ import {
   readFileSync,
   readSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import * as path from "node:path";
@@ -151,21 +151,27 @@ function extractAgent(seed: string, runDir: string): { bin: string; config: stri
   return { bin, config };
 }
 
-function sha256(file: string): string {
-  return createHash("sha256").update(readFileSync(file)).digest("hex");
-}
-
 /**
- * The agent's state directory: kept across restarts of the guest, emptied when the seed changes
- * (a new seed is a new instance to cloud-init, and its agent starts from nothing).
+ * The agent's state directory stands for /var/lib/tvd-agent on the guest's own root disk: kept
+ * across restarts of the guest and across new seeds (cloud-init does not wipe a disk for a new
+ * instance), emptied when the root disk is another file (an overlay made again: another guest).
  */
-function agentStateDir(name: string, seed: string): string {
+function agentStateDir(name: string, disks: readonly DiskConfig[], seed: string): string {
   const dir = path.join(guestDir(name), "agent-state");
-  const stamp = path.join(guestDir(name), "seed.sha256");
-  const hash = sha256(seed);
-  if (!existsSync(stamp) || readFileSync(stamp, "utf8") !== hash) {
+  const stamp = path.join(guestDir(name), "root-disk");
+  const root = disks.find((d) => d.pdev_path !== seed);
+  let identity = "no root disk";
+  if (root) {
+    try {
+      const st = statSync(root.pdev_path);
+      identity = `${root.pdev_path} ${st.dev}:${st.ino}`;
+    } catch {
+      identity = `${root.pdev_path} (missing)`;
+    }
+  }
+  if (!existsSync(stamp) || readFileSync(stamp, "utf8") !== identity) {
     rmSync(dir, { recursive: true, force: true });
-    writeFileSync(stamp, hash);
+    writeFileSync(stamp, identity);
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return dir;
@@ -213,7 +219,7 @@ export function bootGuest(settings: HostSettings, state: HostState, d: DomainRec
     "--config",
     files.config,
     "--state",
-    agentStateDir(d.name, seed),
+    agentStateDir(d.name, d.config.disks, seed),
   ];
   // The guest's network, and nothing else: its namespace, or a new empty one if it has no vif.
   const argv = d.netns

@@ -91,11 +91,13 @@ it("up: each secret is in its own 0600 file on the dom0, and in no other file", 
   // The manager's console holds its auths too (Mini-OS prints its command line): made 0600.
   expect(await sh('stat -c %a "$@"', ...homes)).toBe("600\n600\n600\n");
   // What the scan tracks: the lab key (plain, and encrypted in config), the CA's X.509 and SSH
-  // keys, the member's host and X.509 keys; both auths; the key's and the stack's passphrases.
-  expect(kinds()).toEqual({ "private key": 6, auth: 2, passphrase: 2 });
-  // Each auth's homes are the manager's config and console; each member key's, the seed.
+  // keys, the member's host and X.509 keys; the manager's two auths and the member's vTPM owner
+  // and SRK auth; the key's and the stack's passphrases.
+  expect(kinds()).toEqual({ "private key": 6, auth: 4, passphrase: 2 });
+  // The manager's auths are at home in its config and console; the member's keys and vTPM auths
+  // in its seed.
   expect(stack.secrets.secrets.secrets.flatMap((s) => [...s.homes]).sort()).toEqual(
-    [homes[0], homes[0], homes[1], homes[1], homes[2], homes[2]].sort(),
+    [homes[0], homes[0], homes[1], homes[1], homes[2], homes[2], homes[2], homes[2]].sort(),
   );
   expect(scanDom0(stack.secrets.secrets, lab.hosts).findings.map(formatFinding)).toEqual([]);
 });
@@ -153,7 +155,7 @@ it("destroy, then the whole scan: state, outputs, events, files and argv hold no
   expectExit(await stack.destroy());
   const { findings, figures } = await stack.secrets.finish();
   expect(findings.map(formatFinding)).toEqual([]);
-  expect(figures).toMatchObject({ scans: 1, findings: 0, secretsTracked: 10 });
+  expect(figures).toMatchObject({ scans: 1, findings: 0, secretsTracked: 12 });
   for (const k of ["stateDocuments", "stateFiles", "outputs", "events", "dom0Files", "argvSamples"] as const)
     expect(figures[k]).toBeGreaterThan(0);
   // The Node SDK's debug echo of RegisterResource responses carries secret outputs in plaintext

@@ -334,11 +334,18 @@ describe("a guest with a vTPM and a seed runs tvd-agent", () => {
       expect(third.report.error).toBeUndefined();
       expect(third.report.ak).toBe(report.ak);
 
-      // Another seed is another instance: its agent starts from an empty state directory.
+      // The state is on the guest's own disk: another seed (a rotation) keeps it, as cloud-init
+      // wipes no disk for a new instance; a root disk made again (another guest) starts empty.
       const stateDir = path.join(lab.host(A).dir, "root/var/lib/tvd-lab/guest", name, "agent-state");
       expect(existsSync(path.join(stateDir, "marker"))).toBe(false);
       writeFileSync(path.join(stateDir, "marker"), "");
       expect((await lab.xl(A, "destroy", name)).exitCode).toBe(0);
+      await startMember(name, vtpm, await seedImage(name));
+      expect(existsSync(path.join(stateDir, "marker"))).toBe(true);
+      expect((await lab.xl(A, "destroy", name)).exitCode).toBe(0);
+      const rootDisk = /target=([^,"\]]+)/.exec(cfg.guest(name, { vtpm }))?.[1]?.trim();
+      expect(rootDisk).toBeTruthy();
+      await lab.check(A, 'cp -- "$1" "$1.new" && mv -f -- "$1.new" "$1"', rootDisk!);
       await startMember(name, vtpm, await seedImage(name));
       expect(existsSync(path.join(stateDir, "marker"))).toBe(false);
       expect((await lab.xl(A, "destroy", name)).exitCode).toBe(0);
