@@ -119,6 +119,15 @@ it("the same scan finds a secret planted in another file, a home not 0600, and o
           `${A}:/etc/xen/vtpmmgr.cfg (mode 0640), the secret's own file but not 0600`,
           expect.stringMatching(/^auth /),
         ],
+        // The seed's copy holds the member's vTPM owner and SRK auth as well as its keys.
+        [
+          `${A}:/var/lib/xen/images/m1-seed.bak (mode 0600), not a file meant to hold it`,
+          expect.stringMatching(/^auth /),
+        ],
+        [
+          `${A}:/var/lib/xen/images/m1-seed.bak (mode 0600), not a file meant to hold it`,
+          expect.stringMatching(/^auth /),
+        ],
         [
           `${A}:/var/lib/xen/images/m1-seed.bak (mode 0600), not a file meant to hold it`,
           expect.stringMatching(/^private key /),
