@@ -39,3 +39,15 @@ export {
   type ResponseCheck,
   type TpmPublicKey,
 } from "./challenge";
+export {
+  extendPcr,
+  grubLegacyRead,
+  PCR_SIZE,
+  PV_GRUB_CMDLINE_PCR,
+  PV_GRUB_KERNEL_PCR,
+  pvGrubMeasurements,
+  replayPcrs,
+  type BootMeasurementInput,
+  type MeasurementEvent,
+  type PcrBank,
+} from "./pvgrub";
