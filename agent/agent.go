@@ -39,6 +39,9 @@ type keys struct{ ek, srk, ak []byte }
 type tpmDriver interface {
 	init() (keys, error)
 	activate(ch *Challenge) ([]byte, error)
+	// quote signs the PCRs (ascending) of the bank with the AK over the nonce and fills the
+	// version's fields of q (PROTOCOL.md, "Quote").
+	quote(nonce []byte, pcrs []int, bank string, q *Quote) error
 }
 
 type agent struct {

@@ -1,6 +1,6 @@
 // tvd-agent runs inside a TVD member: it takes its TPM (1.2 or 2.0), reports the TPM's public
-// keys to dom0 through xenstore and answers credential-activation challenges. PROTOCOL.md is
-// its contract with dom0.
+// keys to dom0 through xenstore, answers credential-activation challenges and quotes its PCRs
+// with the AK. PROTOCOL.md is its contract with dom0.
 package main
 
 import (
@@ -18,6 +18,7 @@ const usage = `usage:
   tvd-agent run      --tpm PATH --xenbus PATH --config FILE --state DIR [--tpm-version 1.2|2.0]
   tvd-agent report   --tpm PATH --config FILE --state DIR [--tpm-version 1.2|2.0]
   tvd-agent activate --tpm PATH --config FILE --state DIR [--tpm-version 1.2|2.0] < challenge.json
+  tvd-agent quote    --tpm PATH --config FILE --state DIR [--tpm-version 1.2|2.0] < quote-request.json
 `
 
 // logOut is where log lines go (stderr; tests read it to check no secret leaks).
@@ -48,7 +49,7 @@ func cli(args []string, stdin io.Reader, stdout io.Writer) int {
 		fs.StringVar(&xenbusPath, "xenbus", "/dev/xen/xenbus", "xenbus device or xenstore Unix socket")
 	}
 	switch cmd {
-	case "run", "report", "activate":
+	case "run", "report", "activate", "quote":
 	case "-h", "--help", "help":
 		fmt.Fprint(os.Stdout, usage)
 		return 0
@@ -91,6 +92,18 @@ func cli(args []string, stdin io.Reader, stdout io.Writer) int {
 		_ = out.Encode(r)
 		if r.Error != "" {
 			logf("%s", r.Error)
+			return 1
+		}
+	case "quote":
+		var req QuoteRequest
+		if err := json.NewDecoder(stdin).Decode(&req); err != nil {
+			_ = out.Encode(Quote{Version: 1, Error: "quote request on stdin is not valid JSON: " + jsonErrorWhere(err)})
+			return 1
+		}
+		q := a.quote(&req)
+		_ = out.Encode(q)
+		if q.Error != "" {
+			logf("%s", q.Error)
 			return 1
 		}
 	case "run":

@@ -12,13 +12,16 @@ const (
 	nodeRequest   = "data/tvd/request"
 	nodeChallenge = "data/tvd/challenge"
 	nodeResponse  = "data/tvd/response"
+	nodeQuoteReq  = "data/tvd/quote-request"
+	nodeQuote     = "data/tvd/quote"
 
 	tokRequest   = "tvd-request"
 	tokChallenge = "tvd-challenge"
+	tokQuote     = "tvd-quote"
 )
 
-// serve writes the boot report, then answers requests and challenges until xenstore goes away.
-// Each request token and challenge id is answered once per run; a watch also fires at its
+// serve writes the boot report, then answers requests, challenges and quote requests until
+// xenstore goes away. Each request token, challenge and quote request is answered once per run; a watch also fires at its
 // registration, so one left in xenstore from before this start is answered too.
 func serve(a *agent, xb *xenbus) error {
 	if err := writeJSON(xb, nodeReport, a.report("boot")); err != nil {
@@ -31,7 +34,11 @@ func serve(a *agent, xb *xenbus) error {
 	if err := xb.Watch(nodeChallenge, tokChallenge); err != nil {
 		return fmt.Errorf("watch %s: %v", nodeChallenge, err)
 	}
-	var lastRequest, lastChallenge string
+	if err := xb.Watch(nodeQuoteReq, tokQuote); err != nil {
+		return fmt.Errorf("watch %s: %v", nodeQuoteReq, err)
+	}
+	var lastRequest string
+	lastJSON := map[string]string{}
 	for {
 		fired, err := xb.takeEvents()
 		if err != nil {
@@ -54,31 +61,62 @@ func serve(a *agent, xb *xenbus) error {
 			}
 		}
 		if fired[tokChallenge] {
-			raw, err := xb.Read(nodeChallenge)
-			if err != nil && !errors.Is(err, errNoEnt) {
-				return fmt.Errorf("read %s: %v", nodeChallenge, err)
+			err := answerJSON(xb, lastJSON, nodeChallenge, nodeResponse, "challenge", func(raw []byte) (string, interface{}) {
+				var ch Challenge
+				if err := json.Unmarshal(raw, &ch); err != nil {
+					return ch.ID, Response{Version: 1, ID: ch.ID, Error: "challenge is not valid JSON: " + jsonErrorWhere(err)}
+				}
+				r := a.activate(&ch)
+				return ch.ID, r
+			})
+			if err != nil {
+				return err
 			}
-			if raw == "" || raw == lastChallenge {
-				continue
-			}
-			lastChallenge = raw
-			var ch Challenge
-			var resp Response
-			if err := json.Unmarshal([]byte(raw), &ch); err != nil {
-				resp = Response{Version: 1, ID: ch.ID, Error: "challenge is not valid JSON: " + jsonErrorWhere(err)}
-			} else {
-				resp = a.activate(&ch)
-			}
-			if resp.Error != "" {
-				logf("challenge %q: %s", ch.ID, resp.Error)
-			} else {
-				logf("challenge %q answered", ch.ID)
-			}
-			if err := writeJSON(xb, nodeResponse, resp); err != nil {
+		}
+		if fired[tokQuote] {
+			err := answerJSON(xb, lastJSON, nodeQuoteReq, nodeQuote, "quote request", func(raw []byte) (string, interface{}) {
+				var req QuoteRequest
+				if err := json.Unmarshal(raw, &req); err != nil {
+					return req.ID, Quote{Version: 1, ID: req.ID, Error: "quote request is not valid JSON: " + jsonErrorWhere(err)}
+				}
+				return req.ID, a.quote(&req)
+			})
+			if err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// answerJSON reads a JSON document dom0 wrote to in, answers it once (by content: the same
+// document is not answered twice in a run) and writes the answer to out.
+func answerJSON(xb *xenbus, last map[string]string, in, out, what string,
+	answer func(raw []byte) (id string, reply interface{})) error {
+	raw, err := xb.Read(in)
+	if err != nil && !errors.Is(err, errNoEnt) {
+		return fmt.Errorf("read %s: %v", in, err)
+	}
+	if raw == "" || raw == last[in] {
+		return nil
+	}
+	last[in] = raw
+	id, reply := answer([]byte(raw))
+	if msg := replyError(reply); msg != "" {
+		logf("%s %q: %s", what, id, msg)
+	} else {
+		logf("%s %q answered", what, id)
+	}
+	return writeJSON(xb, out, reply)
+}
+
+func replyError(reply interface{}) string {
+	switch r := reply.(type) {
+	case Response:
+		return r.Error
+	case Quote:
+		return r.Error
+	}
+	return ""
 }
 
 func writeJSON(xb *xenbus, node string, v interface{}) error {

@@ -124,13 +124,19 @@ func reportCLI(t *testing.T, s *swtpmTPM, cfg, state string) (int, Report) {
 
 func activateCLI(t *testing.T, s *swtpmTPM, cfg, state string, ch Challenge) (int, Response) {
 	t.Helper()
-	in, _ := json.Marshal(ch)
-	code, out := runCLI(t, in, "activate", "--tpm", s.sock, "--config", cfg, "--state", state)
-	var r Response
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("activate output is not JSON: %v\n%s", err, out)
+	return jsonCLI[Response](t, "activate", s, cfg, state, ch)
+}
+
+// jsonCLI runs a command that reads one JSON document on stdin and prints its JSON answer.
+func jsonCLI[Answer any](t *testing.T, cmd string, s *swtpmTPM, cfg, state string, in interface{}) (int, Answer) {
+	t.Helper()
+	raw, _ := json.Marshal(in)
+	code, out := runCLI(t, raw, cmd, "--tpm", s.sock, "--config", cfg, "--state", state)
+	var answer Answer
+	if err := json.Unmarshal(out, &answer); err != nil {
+		t.Fatalf("%s output is not JSON: %v\n%s", cmd, err, out)
 	}
-	return code, r
+	return code, answer
 }
 
 // assertNoSecret fails if a config's auth values appear in text (hex or raw).

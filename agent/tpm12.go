@@ -12,6 +12,7 @@ import (
 	"reflect"
 
 	"github.com/google/go-tpm/tpm"
+	"github.com/google/go-tpm/tpmutil"
 )
 
 // tpm12 drives a TPM 1.2 (Xen's vtpm-stubdom, swtpm without --tpm2) through go-tpm's tpm package.
@@ -182,18 +183,10 @@ func (d *tpm12) activate(ch *Challenge) (secret []byte, err error) {
 	if len(ch.Asym) == 0 || len(ch.Sym) == 0 {
 		return nil, errors.New("TPM 1.2 challenge needs both asym and sym")
 	}
-	owner, srkAuth := auth12(d.cfg.ownerAuth), auth12(d.cfg.srkAuth)
-	raw, err := os.ReadFile(d.aikPath())
+	owner := auth12(d.cfg.ownerAuth)
+	h, err := d.loadAIK()
 	if err != nil {
-		return nil, fmt.Errorf("read the AIK blob %s: %v", d.aikPath(), err)
-	}
-	var st aikState
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return nil, fmt.Errorf("AIK state %s is not valid JSON", d.aikPath())
-	}
-	h, err := tpm.LoadKey2(d.rw, st.Blob, srkAuth[:])
-	if err != nil {
-		return nil, fmt.Errorf("TPM 1.2: TPM_LoadKey2(AIK): %v", err)
+		return nil, err
 	}
 	defer tpm.CloseKey(d.rw, h)
 	// go-tpm decrypts the sym blob itself and panics on a malformed one (a CBC credential
@@ -209,6 +202,54 @@ func (d *tpm12) activate(ch *Challenge) (secret []byte, err error) {
 		return nil, fmt.Errorf("TPM 1.2: TPM_ActivateIdentity: %v (a challenge made for another AIK or EK is refused)", err)
 	}
 	return secret, nil
+}
+
+// loadAIK loads the AIK blob init kept (TPM_LoadKey2 under the SRK); the caller closes the handle.
+func (d *tpm12) loadAIK() (tpmutil.Handle, error) {
+	srkAuth := auth12(d.cfg.srkAuth)
+	raw, err := os.ReadFile(d.aikPath())
+	if err != nil {
+		return 0, fmt.Errorf("read the AIK blob %s: %v", d.aikPath(), err)
+	}
+	var st aikState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return 0, fmt.Errorf("AIK state %s is not valid JSON", d.aikPath())
+	}
+	h, err := tpm.LoadKey2(d.rw, st.Blob, srkAuth[:])
+	if err != nil {
+		return 0, fmt.Errorf("TPM 1.2: TPM_LoadKey2(AIK): %v", err)
+	}
+	return h, nil
+}
+
+// quote runs TPM_Quote with the AIK. go-tpm sends externalData = SHA-1(nonce) (TPM_NONCE is 20
+// bytes) and returns the composite's values; the TPM_PCR_COMPOSITE it signed is rebuilt here
+// from the selection go-tpm sent (sizeOfSelect 3) and those values, byte for byte.
+//
+// TPM_Quote rather than TPM_Quote2: its answer carries the PCR values inside the signed
+// composite, so values and signature come from one command, and go-tpm's Quote2 returns only
+// the signature (the values would need a second, unsigned TPM_PCRRead). Quote2's extra,
+// the locality at release, says nothing about a vTPM, which sees every command at locality 0.
+func (d *tpm12) quote(nonce []byte, pcrs []int, bank string, q *Quote) error {
+	h, err := d.loadAIK()
+	if err != nil {
+		return err
+	}
+	defer tpm.CloseKey(d.rw, h)
+	aikAuth := d.aikAuth()
+	sig, values, err := tpm.Quote(d.rw, h, nonce, pcrs, aikAuth[:])
+	if err != nil {
+		return fmt.Errorf("TPM 1.2: TPM_Quote(AIK): %v", err)
+	}
+	if len(values) != len(pcrs)*sha1.Size {
+		return fmt.Errorf("TPM 1.2: TPM_Quote returned %d bytes of PCR values for %d PCRs", len(values), len(pcrs))
+	}
+	composite := binary.BigEndian.AppendUint16(nil, uint16(pcrCount/8))
+	composite = append(composite, pcrSelect(pcrs)...)
+	composite = binary.BigEndian.AppendUint32(composite, uint32(len(values)))
+	q.PCRComposite = append(composite, values...)
+	q.Signature = sig
+	return nil
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
@@ -303,4 +307,97 @@ func (d *tpm20) activate(ch *Challenge) ([]byte, error) {
 			"another EK is refused)", err)
 	}
 	return rsp.CertInfo.Buffer, nil
+}
+
+var bankAlgs = map[string]tpm2.TPMAlgID{"sha1": tpm2.TPMAlgSHA1, "sha256": tpm2.TPMAlgSHA256}
+
+// readPCRs reads the PCRs of a bank with TPM2_PCR_Read, which answers at most eight digests per
+// call: it asks again for those not yet returned. A bank the TPM has not allocated returns none.
+func (d *tpm20) readPCRs(bank string, pcrs []int) (map[int][]byte, error) {
+	values := make(map[int][]byte, len(pcrs))
+	for len(values) < len(pcrs) {
+		var todo []int
+		for _, p := range pcrs {
+			if _, ok := values[p]; !ok {
+				todo = append(todo, p)
+			}
+		}
+		rsp, err := tpm2.PCRRead{PCRSelectionIn: tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{
+			{Hash: bankAlgs[bank], PCRSelect: pcrSelect(todo)},
+		}}}.Execute(d.t)
+		if err != nil {
+			return nil, fmt.Errorf("TPM 2.0: TPM2_PCR_Read(%s): %v", bank, err)
+		}
+		var got []int
+		for _, sel := range rsp.PCRSelectionOut.PCRSelections {
+			for i, b := range sel.PCRSelect {
+				for bit := 0; bit < 8; bit++ {
+					if b&(1<<bit) != 0 {
+						got = append(got, i*8+bit)
+					}
+				}
+			}
+		}
+		if len(got) == 0 || len(got) != len(rsp.PCRValues.Digests) {
+			return nil, fmt.Errorf("TPM 2.0: TPM2_PCR_Read returned no %s values for PCRs %v: the TPM has no %s bank "+
+				"allocated (TPM2_PCR_Allocate, or ask for another bank)", bank, todo, bank)
+		}
+		sort.Ints(got)
+		for i, p := range got {
+			values[p] = rsp.PCRValues.Digests[i].Buffer
+		}
+	}
+	return values, nil
+}
+
+// quote runs TPM2_Quote with the AK (its own scheme, RSASSA-SHA256), qualifyingData = the nonce.
+// The PCR values come from TPM2_PCR_Read, which is not signed: dom0 checks them against the
+// quote's pcrDigest. They are read before and after the quote, and the quote is taken again
+// (up to three times) if something extended a PCR in between, so a busy TPM does not make
+// the agent send values that disagree with the digest.
+func (d *tpm20) quote(nonce []byte, pcrs []int, bank string, q *Quote) error {
+	ak, err := d.readPublic(akHandle)
+	if err != nil {
+		return err
+	}
+	if ak == nil {
+		return errors.New("TPM 2.0: no AK at 0x81010002")
+	}
+	selection := tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{
+		{Hash: bankAlgs[bank], PCRSelect: pcrSelect(pcrs)},
+	}}
+	for attempt := 0; attempt < 3; attempt++ {
+		before, err := d.readPCRs(bank, pcrs)
+		if err != nil {
+			return err
+		}
+		rsp, err := tpm2.Quote{
+			SignHandle:     tpm2.AuthHandle{Handle: akHandle, Name: ak.Name, Auth: tpm2.PasswordAuth(nil)},
+			QualifyingData: tpm2.TPM2BData{Buffer: nonce},
+			InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
+			PCRSelect:      selection,
+		}.Execute(d.t)
+		if err != nil {
+			return fmt.Errorf("TPM 2.0: TPM2_Quote(AK): %v", err)
+		}
+		after, err := d.readPCRs(bank, pcrs)
+		if err != nil {
+			return err
+		}
+		changed := false
+		for _, p := range pcrs {
+			changed = changed || !bytes.Equal(before[p], after[p])
+		}
+		if changed {
+			continue
+		}
+		q.Attest = rsp.Quoted.Bytes()
+		q.Signature = tpm2.Marshal(rsp.Signature)
+		q.PCRs = make(map[string]string, len(pcrs))
+		for _, p := range pcrs {
+			q.PCRs[strconv.Itoa(p)] = hex.EncodeToString(after[p])
+		}
+		return nil
+	}
+	return errors.New("TPM 2.0: the PCRs changed during each of three quotes; something keeps extending them")
 }

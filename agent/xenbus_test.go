@@ -309,6 +309,26 @@ func TestRun(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	req, _ := json.Marshal(QuoteRequest{ID: "q-xs", TPM: "2.0", Nonce: nonceA, PCRs: []int{4, 5}, Bank: "sha256"})
+	srv.set(nodeQuoteReq, string(req))
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		if v, ok := srv.get(nodeQuote); ok {
+			var q Quote
+			json.Unmarshal([]byte(v), &q)
+			if q.ID == "q-xs" {
+				if q.Error != "" || len(q.Attest) == 0 || len(q.Signature) == 0 || len(q.PCRs) != 2 {
+					t.Fatalf("quote: %+v", q)
+				}
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no answer to the quote request")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	srv.closeAll()
 	select {
 	case code := <-exit:
