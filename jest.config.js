@@ -7,6 +7,8 @@ const tsJest = ["ts-jest", { tsconfig: "tsconfig.json" }];
 /** @type {import('jest').Config} */
 module.exports = {
   reporters: ["default", "<rootDir>/test/summary-reporter.js"],
+  // The real-Xen files first, then the longest first (scripts/test runs files in parallel workers).
+  testSequencer: "<rootDir>/test/sequencer.js",
   projects: [
     {
       displayName: "unit",

@@ -1,11 +1,20 @@
 /**
- * The real-Xen lab of the "xen" test project: one Xen 4.17 host under QEMU, booted once per run
- * by test/xen/global-setup.ts into test/.work/xen-lab and powered off by its teardown.
+ * The real-Xen lab of the "xen" test project: one Xen 4.17 host under QEMU in test/.work/xen-lab,
+ * booted by the test file that uses it (bootXenTestHost in its beforeAll) and powered off in its
+ * afterAll, so QEMU's core is busy only while real-Xen tests run. The project's global teardown
+ * powers it off as well, should a worker die before its afterAll.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import type { XenInventoryHost } from "../../lab/xen/boot";
-import { labAccess, type LabAccess } from "./lab";
+import {
+  bootXenHost,
+  buildRootfs,
+  closeAllSessions,
+  entryOfXen,
+  stopXenHost,
+  type XenInventoryHost,
+} from "../../lab/xen/boot";
+import { freePortRange, labAccess, type LabAccess } from "./lab";
 
 export const XEN_TEST_STATE = path.resolve(__dirname, "..", ".work", "xen-lab");
 export const XEN_TEST_HOST = "xen-a";
@@ -15,10 +24,43 @@ export const XEN_TEST_HOST = "xen-a";
  */
 export const XEN_TEST_MEMORY_MIB = 2048;
 
-export function xenTestLab(): LabAccess<XenInventoryHost> {
-  const file = path.join(XEN_TEST_STATE, "inventory.json");
-  if (!existsSync(file)) {
-    throw new Error(`no real-Xen test lab at ${file}: run the "xen" project (its global setup boots it)`);
-  }
-  return labAccess((JSON.parse(readFileSync(file, "utf8")) as { hosts: XenInventoryHost[] }).hosts);
+/**
+ * Boots the test host and returns SSH access to it. The dom0 image comes from the cache when its
+ * recipe is unchanged (a cold build takes ~2 minutes). Every boot starts from a fresh dom0 disk
+ * and fresh keys: nothing an earlier run left on the host, such as archived vTPM images, can make
+ * a test pass or fail.
+ */
+export async function bootXenTestHost(): Promise<LabAccess<XenInventoryHost>> {
+  await stopXenTestHost();
+  rmSync(XEN_TEST_STATE, { recursive: true, force: true });
+  mkdirSync(XEN_TEST_STATE, { recursive: true });
+  const t0 = Date.now();
+  const buildDir = await buildRootfs();
+  const built = (Date.now() - t0) / 1000;
+  const host = await bootXenHost({
+    name: XEN_TEST_HOST,
+    index: 0,
+    stateDir: XEN_TEST_STATE,
+    port: await freePortRange(1),
+    buildDir,
+    memoryMiB: XEN_TEST_MEMORY_MIB,
+    bootTimeoutSec: 900,
+  });
+  const entry = entryOfXen(host);
+  // The inventory, for a person who wants to look at the host while the tests run.
+  writeFileSync(
+    path.join(XEN_TEST_STATE, "inventory.json"),
+    JSON.stringify({ hosts: [entry] }, null, 2) + "\n",
+  );
+  console.log(
+    `real-Xen lab: dom0 image ${built.toFixed(1)}s, ${host.name} booted to SSH in ` +
+      `${host.bootSeconds?.toFixed(1) ?? "(already running)"}s`,
+  );
+  return labAccess([entry]);
+}
+
+/** Powers the test host off (its files stay in test/.work/xen-lab); nothing when it is not running. */
+export async function stopXenTestHost(): Promise<void> {
+  await stopXenHost(path.join(XEN_TEST_STATE, XEN_TEST_HOST));
+  await closeAllSessions();
 }

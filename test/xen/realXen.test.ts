@@ -7,7 +7,8 @@
  *    on their qcow2 overlays) through the real Pulumi CLI: up, each guest's member agent
  *    (tvd-agent) talking to dom0 through real xenstored, no changes, `xl destroy` of a guest
  *    found by `preview --refresh`, repaired by `up`, then destroy.
- * One host serves both, in order: the scenarios start from a dom0 with no domains.
+ * One host serves both, in order: the scenarios start from a dom0 with no domains. This file boots
+ * it (about a minute) and powers it off, so QEMU takes its core only while these tests run.
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -15,21 +16,20 @@ import * as path from "node:path";
 import { runScenarios } from "../../lab/conformance/run";
 import { compareObservations, type Observation } from "../../lab/conformance/scenarios";
 import type { XenInventoryHost } from "../../lab/xen/boot";
-import { closeAllSessions } from "../../provider/transport/ssh";
 import { expectExit, stepOf, TestStack } from "../e2e/pulumi";
 import { emulatorAgainst } from "../support/conformance";
 import type { LabAccess } from "../support/lab";
-import { XEN_TEST_HOST as X, XEN_TEST_STATE, xenTestLab } from "../support/xenLab";
+import { bootXenTestHost, stopXenTestHost, XEN_TEST_HOST as X, XEN_TEST_STATE } from "../support/xenLab";
 
 jest.setTimeout(30 * 60_000);
 
 let xen: LabAccess<XenInventoryHost>;
 
-beforeAll(() => {
-  xen = xenTestLab();
+beforeAll(async () => {
+  xen = await bootXenTestHost();
 });
 
-afterAll(async () => closeAllSessions());
+afterAll(async () => stopXenTestHost());
 
 const sh = (script: string, ...args: string[]) => xen.check(X, script, ...args);
 const domains = () => xen.domainNames(X);
