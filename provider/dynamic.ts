@@ -19,6 +19,17 @@ export type ResourceKind =
  * or pool is ever captured.
  */
 export function serializableProvider(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
+  // One object per kind: @pulumi/pulumi caches a provider's serialized closure by the object's
+  // identity, and serializing it (v8 inspection of every captured function) cost each resource
+  // ~20 ms of the program's time when each got an object of its own.
+  let provider = providers.get(kind);
+  if (!provider) providers.set(kind, (provider = providerOf(kind)));
+  return provider;
+}
+
+const providers = new Map<ResourceKind, pulumi.dynamic.ResourceProvider>();
+
+function providerOf(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
   /* eslint-disable @typescript-eslint/no-require-imports -- resolved at call time on purpose, see above */
   return {
     check: (olds, news) => require("pulumi-tvd/runtime").lifecycle(kind).check(olds, news),

@@ -17,6 +17,7 @@ import type { Connection } from "../transport/connection";
 import { redactSecrets, RemoteCommandError } from "../transport/errors";
 import { sessionFor, type ExecResult, type SshSession } from "../transport/ssh";
 import { parseFacts, probeFactsArgv, type HostFactsReport } from "./facts";
+import { readBatcherFor } from "./readBatcher";
 import {
   inspectArgs,
   parseInspection,
@@ -109,6 +110,11 @@ export function withLock(
   return ["sh", "-c", script, "lock", lockPath(lockName), ...argv];
 }
 
+/** A constant script's argv: its values only as positional arguments. */
+function scriptArgv(script: string, args: readonly string[]): string[] {
+  return ["sh", "-c", script, "pulumi-tvd", ...args];
+}
+
 /** Typed operations on one dom0. Each method is one round trip unless it says otherwise. */
 export class Dom0 {
   private constructor(private readonly session: SshSession) {}
@@ -121,9 +127,20 @@ export class Dom0 {
     return this.session.endpoint;
   }
 
+  /** Read only; coalesced with the host's other reads (see read). */
   async probeFacts(xenDataDir: string): Promise<HostFactsReport> {
-    const { stdout } = await this.session.check(probeFactsArgv(xenDataDir));
-    return parseFacts(stdout);
+    const r = await this.read(probeFactsArgv(xenDataDir));
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(this.endpoint, "probe host facts", r.exitCode, r.stderr);
+    return parseFacts(r.stdout);
+  }
+
+  /**
+   * A read-only command: the reads this host is asked for at once (a refresh of every resource)
+   * share one round trip (readBatcher.ts); each still gets its own result.
+   */
+  private read(argv: readonly string[]): Promise<ExecResult> {
+    return readBatcherFor(this.session).run(argv);
   }
 
   private async script(
@@ -131,7 +148,7 @@ export class Dom0 {
     args: readonly string[],
     opts: { lock?: string; stdin?: string | Buffer } = {},
   ): Promise<ExecResult> {
-    const argv = ["sh", "-c", script, "pulumi-tvd", ...args];
+    const argv = scriptArgv(script, args);
     return this.session.run(opts.lock ? withLock(opts.lock, argv) : argv, { stdin: opts.stdin });
   }
 
@@ -172,9 +189,12 @@ export class Dom0 {
       this.fail(["create overlay", overlay], r, r.exitCode === EXIT_MISSING ? base : overlay);
   }
 
-  /** What is really on the dom0 for one domain and its artifacts: one round trip, read only. */
+  /**
+   * What is really on the dom0 for one domain and its artifacts: read only, one round trip or a
+   * part of one (see read).
+   */
   async inspect(domain: string, targets: readonly InspectTarget[]): Promise<Inspection> {
-    const r = await this.script(INSPECT, inspectArgs(domain, targets));
+    const r = await this.read(scriptArgv(INSPECT, inspectArgs(domain, targets)));
     if (r.exitCode !== 0)
       throw new RemoteCommandError(this.endpoint, `inspect ${domain}`, r.exitCode, r.stderr);
     return parseInspection(r.stdout);
@@ -351,9 +371,12 @@ export class Dom0 {
       );
   }
 
-  /** Every link on the dom0 and the VXLAN's fdb, as `ip -j` and `bridge -j` print them. One round trip. */
+  /**
+   * Every link on the dom0 and the VXLAN's fdb, as `ip -j` and `bridge -j` print them. Read only,
+   * one round trip or a part of one (see read).
+   */
   async readVxlanBridge(bridge: string, vxlan: string): Promise<{ links: unknown[]; fdb: unknown[] }> {
-    const r = await this.script(TVD_NET_READ, [bridge, vxlan]);
+    const r = await this.read(scriptArgv(TVD_NET_READ, [bridge, vxlan]));
     if (r.exitCode !== 0)
       throw new RemoteCommandError(this.endpoint, `read bridge ${bridge}`, r.exitCode, r.stderr);
     const values = new Map(

@@ -311,3 +311,33 @@ while :; do
   sleep 0.2
 done
 `;
+
+/**
+ * The reads one host was asked for at once, as one round trip (see readBatch.ts). $1 how many
+ * reads run at once. Stdin holds one `read_one <index> <argv>` line per read, each argv quoted
+ * by the transport's one quoting function exactly as a lone command's line would be, and is run
+ * by this shell as sshd runs a lone command. Each read's stdout, stderr and exit code go to their
+ * own files (trailing newlines kept, nothing interleaved); then each read is printed as one
+ * frame: the delimiter, its index, its exit code, its stdout and stderr in base64 (which holds
+ * no tab or newline, so no output can break the framing).
+ */
+export const READ_BATCH = `set -u
+${IGNORE_SIGPIPE}
+d=$(mktemp -d) || exit 1
+trap 'rm -rf -- "$d"' EXIT
+max=$1; n=0
+read_one() {
+  i=$1; shift
+  ( "$@" >"$d/$i.out" 2>"$d/$i.err" </dev/null; echo "$?" >"$d/$i.rc" ) &
+  n=$((n + 1))
+  [ $((n % max)) -ne 0 ] || wait
+}
+eval "$(cat)"
+wait
+i=0
+while [ "$i" -lt "$n" ]; do
+  printf 'pulumi-tvd-read\\t%s\\t%s\\t' "$i" "$(cat -- "$d/$i.rc" 2>/dev/null)"
+  base64 -w0 < "$d/$i.out"; printf '\\t'; base64 -w0 < "$d/$i.err"; printf '\\n'
+  i=$((i + 1))
+done
+`;

@@ -1,0 +1,93 @@
+/**
+ * The shell of coalesced reads (readBatch.ts is the pure core): one batcher per host connection
+ * collects the reads asked of that host at once and sends them as one round trip. A refresh then
+ * costs one round trip per host per wave of reads the engine issues, not one per resource.
+ */
+import type { ExecResult, SshSession } from "../transport/ssh";
+import { readBatchArgv, renderReadBatch, splitReadBatch } from "./readBatch";
+
+/**
+ * How long the first read of a batch waits for others. The engine's reads of one wave reach the
+ * provider a few milliseconds apart (each its own gRPC call, its inputs parsed first); a round
+ * trip costs tens to hundreds.
+ */
+const COLLECT_MS = 10;
+
+/** A batch's size bound: its stdin and its output stay a few MiB at most. */
+const MAX_READS_PER_BATCH = 256;
+
+interface PendingRead {
+  readonly argv: readonly string[];
+  readonly resolve: (r: ExecResult) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+class ReadBatcher {
+  private pending: PendingRead[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight = false;
+
+  constructor(private readonly session: SshSession) {}
+
+  /**
+   * Runs a read-only argv as part of the next batch; resolves with its own result whatever its
+   * exit code, as SshSession.run does. One read's failure is that read's result alone.
+   */
+  run(argv: readonly string[]): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ argv, resolve, reject });
+      // Reads that arrive while a batch is out go together as soon as it is back.
+      if (!this.inFlight && !this.timer) this.timer = setTimeout(() => void this.flush(), COLLECT_MS);
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.timer = undefined;
+    const reads = this.pending.splice(0, MAX_READS_PER_BATCH);
+    if (!reads.length) return;
+    this.inFlight = true;
+    try {
+      await this.send(reads);
+    } finally {
+      this.inFlight = false;
+      if (this.pending.length) void this.flush();
+    }
+  }
+
+  private async send(reads: PendingRead[]): Promise<void> {
+    try {
+      // A lone read goes as itself: the same command, step label and fault patterns as before.
+      if (reads.length === 1) {
+        reads[0].resolve(await this.session.run(reads[0].argv));
+        return;
+      }
+      const batch = await this.session.run(readBatchArgv(), {
+        stdin: renderReadBatch(reads.map((r) => r.argv)),
+      });
+      const results = splitReadBatch(batch.stdout, reads.length);
+      reads.forEach((read, i) => {
+        read.resolve(
+          results[i] ?? {
+            stdout: "",
+            stderr:
+              `no result: the batch of ${reads.length} reads it was part of ended early ` +
+              `(exit ${batch.exitCode ?? "signal"})${batch.stderr.trim() ? `: ${batch.stderr.trim()}` : ""}`,
+            exitCode: null,
+          },
+        );
+      });
+    } catch (e) {
+      // The connection itself failed: every read on it did.
+      for (const read of reads) read.reject(e);
+    }
+  }
+}
+
+const batchers = new WeakMap<SshSession, ReadBatcher>();
+
+/** The batcher of one host connection (shared, as the connection is, by every resource on it). */
+export function readBatcherFor(session: SshSession): ReadBatcher {
+  let batcher = batchers.get(session);
+  if (!batcher) batchers.set(session, (batcher = new ReadBatcher(session)));
+  return batcher;
+}
