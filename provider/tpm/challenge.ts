@@ -50,12 +50,12 @@ const SECRET_BYTES = 32;
 const ID_BYTES = 16;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Strict base64: Buffer.from would silently skip characters and make a different blob. */
-function decodeBase64(value: unknown, what: string): Buffer {
+export function decodeBase64(value: unknown, what: string): Buffer {
   if (typeof value !== "string") throw new AgentMessageError(`${what} is not a string`);
   if (!BASE64.test(value)) throw new AgentMessageError(`${what} is not base64`);
   return Buffer.from(value, "base64");
@@ -72,7 +72,7 @@ function parseKey(tpm: "1.2" | "2.0", value: unknown, field: "ek" | "srk" | "ak"
 }
 
 /** The agent's JSON (text, or already parsed) as an object. */
-function jsonObject(input: unknown, what: "report" | "response"): Record<string, unknown> {
+export function jsonObject(input: unknown, what: "report" | "response" | "quote"): Record<string, unknown> {
   let value = input;
   if (typeof input === "string") {
     try {

@@ -1,7 +1,16 @@
 /**
  * The dom0 side of member attestation, pure: TPM 1.2 and 2.0 public keys as a member's agent
- * reports them, and credential activation (agent/PROTOCOL.md). No I/O here: the resources that
- * talk to xenstore call these.
+ * reports them, credential activation, and quotes (agent/PROTOCOL.md). No I/O here: the
+ * resources that talk to xenstore call these.
+ *
+ * Quotes: `makeQuoteRequest` gives a request with a fresh 32-byte nonce; `verifyQuote` checks
+ * the agent's answer with node's crypto against the AK activation certified (TPM 1.2
+ * `TPM_Quote`: RSASSA-PKCS1-v1_5 SHA-1 over TPM_QUOTE_INFO "QUOT" || SHA-1(composite) ||
+ * SHA-1(nonce); TPM 2.0 `TPM2_Quote`: the TPMT_SIGNATURE over TPMS_ATTEST, magic, type, extraData
+ * = nonce, selection, pcrDigest over the values given) and returns the PCRs it proved, or throws
+ * QuoteVerificationError naming the check that failed. `checkPcrBaseline` then compares them
+ * with the baseline `replayPcrs(pvGrubMeasurements(...), bank)` and throws PcrBaselineError
+ * naming each PCR that left it, with the expected and the found value.
  */
 export { TpmCredentialError, TpmFormatError } from "./errors";
 export { publicKeyFingerprint } from "./keys";
@@ -51,3 +60,16 @@ export {
   type MeasurementEvent,
   type PcrBank,
 } from "./pvgrub";
+export {
+  checkPcrBaseline,
+  makeQuoteRequest,
+  PcrBaselineError,
+  QuoteVerificationError,
+  verifyQuote,
+  verifyTpm12Quote,
+  verifyTpm2Quote,
+  type PcrDeparture,
+  type ProvedPcrs,
+  type QuoteCheck,
+  type QuoteRequest,
+} from "./quote";

@@ -40,14 +40,15 @@ export const TPM2_ALG = {
   CFB: 0x0043,
 } as const;
 
-const HASHES: ReadonlyMap<number, { readonly node: string; readonly size: number }> = new Map([
+/** The TPM 2.0 hash algorithms provider/tpm handles: node's name and the digest size. */
+export const HASHES: ReadonlyMap<number, { readonly node: string; readonly size: number }> = new Map([
   [TPM2_ALG.SHA1, { node: "sha1", size: 20 }],
   [TPM2_ALG.SHA256, { node: "sha256", size: 32 }],
   [TPM2_ALG.SHA384, { node: "sha384", size: 48 }],
   [TPM2_ALG.SHA512, { node: "sha512", size: 64 }],
 ]);
 
-const CURVES: ReadonlyMap<number, EccCurve> = new Map([
+export const CURVES: ReadonlyMap<number, EccCurve> = new Map([
   [0x0003, "P-256"],
   [0x0004, "P-384"],
   [0x0005, "P-521"],

@@ -5,6 +5,7 @@
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 
@@ -83,4 +84,60 @@ export function run(
     );
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
+}
+
+/** Sends one raw TPM command over the swtpm's server socket and resolves with the whole response. */
+export function tpmCommand(socket: string, command: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const conn = createConnection(socket);
+    let answer = Buffer.alloc(0);
+    conn.on("error", reject);
+    conn.on("data", (chunk: Buffer) => {
+      answer = Buffer.concat([answer, chunk]);
+      if (answer.length >= 6 && answer.length >= answer.readUInt32BE(2)) {
+        conn.end();
+        resolve(answer);
+      }
+    });
+    conn.write(command);
+  });
+}
+
+/**
+ * Extends one PCR the way pv-grub does (provider/tpm/pvgrub.ts): TPM 1.2 `TPM_Extend` with the
+ * SHA-1 digest; TPM 2.0 `TPM2_PCR_Extend` (password session, empty auth) with each bank's digest.
+ */
+export async function extendPcr(
+  tpm: Swtpm,
+  version: "1.2" | "2.0",
+  pcr: number,
+  digests: { sha1: Buffer; sha256?: Buffer },
+): Promise<void> {
+  const u16 = (v: number): Buffer => Buffer.from([v >> 8, v & 0xff]);
+  const u32 = (v: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(v);
+    return b;
+  };
+  const frame = (tag: number, code: number, body: Buffer): Buffer =>
+    Buffer.concat([u16(tag), u32(10 + body.length), u32(code), body]);
+  let command: Buffer;
+  if (version === "1.2") {
+    command = frame(0x00c1, 0x14, Buffer.concat([u32(pcr), digests.sha1]));
+  } else {
+    const values = [
+      Buffer.concat([u16(0x0004), digests.sha1]),
+      ...(digests.sha256 ? [Buffer.concat([u16(0x000b), digests.sha256])] : []),
+    ];
+    // TPM_RS_PW, empty nonce, no attributes, empty password.
+    const session = Buffer.concat([u32(0x40000009), u16(0), Buffer.from([0]), u16(0)]);
+    command = frame(
+      0x8002,
+      0x182,
+      Buffer.concat([u32(pcr), u32(session.length), session, u32(values.length), ...values]),
+    );
+  }
+  const response = await tpmCommand(tpm.socket, command);
+  const rc = response.readUInt32BE(6);
+  if (rc !== 0) throw new Error(`TPM ${version} extend of PCR ${pcr} returned 0x${rc.toString(16)}`);
 }

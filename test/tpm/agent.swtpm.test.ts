@@ -4,9 +4,6 @@
  * answered with its secret, and a challenge for a key that is not the AK is refused.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
-import * as path from "node:path";
 import {
   checkResponse,
   makeChallenge,
@@ -19,47 +16,18 @@ import {
 } from "../../provider/tpm";
 import { identityDrift } from "../../provider/resources/vtpmIdentity/provider";
 import type { VtpmIdentityExtra } from "../../provider/resources/vtpmIdentity/args";
-import { run, startSwtpm, type Swtpm } from "../support/swtpm";
-
-const AGENT = path.join(__dirname, "../../agent/bin/tvd-agent");
+import { agent, requireAgent, startMember, type Member } from "../support/member";
 
 jest.setTimeout(120_000);
 
-// The agent is built by `bash agent/build` (Go); without it these tests cannot run.
-// scripts/setup builds the agent; a missing binary is a broken setup, not a reason to skip.
-if (!existsSync(AGENT)) throw new Error(`${AGENT} is not built: run bash agent/build (scripts/setup does)`);
-
-interface Member {
-  readonly tpm: Swtpm;
-  readonly args: readonly string[];
-}
-
-async function startMember(version: "1.2" | "2.0"): Promise<Member> {
-  // TPM 1.2 as vtpm-stubdom gives it: enabled, activated, with an EK and no owner.
-  const tpm = await startSwtpm(version, async (state) => {
-    if (version === "1.2") await run("swtpm_setup", ["--tpm-state", state, "--createek"]);
-  });
-  const config = path.join(tpm.dir, "agent.json");
-  const auth = (): string => randomBytes(32).toString("hex");
-  await writeFile(config, JSON.stringify({ version: 1, ownerAuth: auth(), srkAuth: auth() }), {
-    mode: 0o600,
-  });
-  const state = path.join(tpm.dir, "agent-state");
-  await mkdir(state, { mode: 0o700 });
-  return { tpm, args: ["--tpm", tpm.socket, "--config", config, "--state", state, "--tpm-version", version] };
-}
+requireAgent();
 
 async function report(member: Member): Promise<MemberReport> {
-  const { stdout } = await run(AGENT, ["report", ...member.args]);
-  return parseReport(stdout);
+  return parseReport(await agent(member, "report"));
 }
 
 async function activate(member: Member, challenge: Challenge): Promise<string> {
-  const { stdout } = await run(AGENT, ["activate", ...member.args], {
-    input: JSON.stringify(challenge),
-    allowFailure: true,
-  });
-  return stdout;
+  return agent(member, "activate", challenge);
 }
 
 describe.each(["1.2", "2.0"] as const)("tvd-agent on TPM %s", (version) => {
