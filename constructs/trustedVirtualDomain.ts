@@ -28,6 +28,8 @@ export interface TvdGuestTemplate {
   readonly ramdisk?: string;
   /** @default - none */
   readonly cmdline?: string;
+  /** The size of each member's vTPM image (its keys and NVRAM), MiB. @default 8 (the Vtpm default) */
+  readonly vtpmImageSizeMiB?: number;
 }
 
 export interface TvdNetworkProps {
@@ -151,6 +153,15 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
         "the name must be 1 to 11 lowercase letters and digits, starting with a letter (it names the TVD's bridge, tvd-<name>, at most 15 characters)",
       ]);
     }
+    const vtpmImageSizeMiB = props.template.vtpmImageSizeMiB;
+    if (
+      vtpmImageSizeMiB !== undefined &&
+      !(Number.isInteger(vtpmImageSizeMiB) && vtpmImageSizeMiB >= 1 && vtpmImageSizeMiB <= 1024)
+    ) {
+      throw new TvdPlanError(name, [
+        `template.vtpmImageSizeMiB ${JSON.stringify(vtpmImageSizeMiB)} must be a whole number of MiB from 1 to 1024; leave it out for 8`,
+      ]);
+    }
     const hostByName = new Map(props.hosts.map((h) => [h.hostName, h]));
     const memoryMiB = props.template.memoryMiB ?? 256;
     const plans = planMembers({
@@ -204,7 +215,7 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
       const address = plan.ip.split("/")[0];
       const vtpm = new Vtpm(
         plan.vtpmDomain,
-        { connection, name: plan.vtpmDomain, manager: host.manager },
+        { connection, name: plan.vtpmDomain, manager: host.manager, imageSizeMiB: vtpmImageSizeMiB },
         { parent: this },
       );
       const identity = new MemberIdentity(
