@@ -1,5 +1,5 @@
 /**
- * Six projects: pure unit tests; provider/tpm against swtpm; TVD diagrams in headless chromium; tests against the local lab;
+ * Seven projects: pure unit tests; the team-package example's tests; provider/tpm against swtpm; TVD diagrams in headless chromium; tests against the local lab;
  * end-to-end tests that drive the real Pulumi CLI; and the same against real Xen under QEMU.
  */
 const tsJest = ["ts-jest", { tsconfig: "tsconfig.json" }];
@@ -14,6 +14,15 @@ module.exports = {
       displayName: "unit",
       testMatch: ["<rootDir>/test/unit/**/*.test.ts"],
       transform: { "^.+\\.ts$": tsJest },
+      testEnvironment: "node",
+    },
+    {
+      // examples/team-package's own tests (a team's construct package on pulumi-tvd), under
+      // Pulumi's mocks, on this checkout's pulumi-tvd rather than its built dist/. No lab.
+      displayName: "team-package",
+      testMatch: ["<rootDir>/examples/team-package/test/**/*.test.ts"],
+      transform: { "^.+\\.ts$": tsJest },
+      moduleNameMapper: { "^pulumi-tvd$": "<rootDir>/index.ts" },
       testEnvironment: "node",
     },
     {
