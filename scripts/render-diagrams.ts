@@ -17,7 +17,7 @@
  * TrustedVirtualDomain's registered `diagram` output is taken. Writes <tvd>.mmd and <tvd>.svg
  * (and <tvd>.png with --png) into the --out directory.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -123,12 +123,22 @@ export function diagramsOf(json: unknown): Record<string, string> {
   return out;
 }
 
+/**
+ * All of stdin, read as a stream: `readFileSync(0)` fails with EAGAIN when stdin is a pipe the
+ * writer (`pulumi stack export`) left non-blocking and has not filled yet.
+ */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 async function main(argv: string[]): Promise<void> {
   const outIndex = argv.indexOf("--out");
   if (outIndex < 0 || !argv[outIndex + 1])
     throw new Error("usage: render-diagrams --out DIR [--png] < diagrams.json");
   const outDir = argv[outIndex + 1];
-  const diagrams = diagramsOf(JSON.parse(readFileSync(0, "utf8")));
+  const diagrams = diagramsOf(JSON.parse(await readStdin()));
   if (!Object.keys(diagrams).length)
     throw new Error("render-diagrams: no TrustedVirtualDomain diagram in the input");
   mkdirSync(outDir, { recursive: true });
