@@ -344,7 +344,7 @@ function errorLines(errors) {
  * @param {DriftReport} report
  */
 export function renderReport(report) {
-  const lines = [`## Drift check: stack ${codeLine(report.stack)}`, ""];
+  const lines = [`### Drift check: stack ${codeLine(report.stack)}`, ""];
   if (report.outcome === "error") {
     lines.push(
       `**The check could not be made** (exit ${EXIT_ERROR}). The CLI said:`,
@@ -465,6 +465,10 @@ function writeFileMaking(file, text) {
 
 /** @param {string[]} argv @param {NodeJS.ProcessEnv} env @returns {Promise<number>} */
 export async function main(argv, env) {
+  if (argv.includes("--help") && !argv.slice(0, argv.indexOf("--help")).includes("--")) {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT_NO_DRIFT;
+  }
   let opts;
   try {
     opts = parseArgs(argv);
