@@ -5,11 +5,12 @@
  * writes a markdown report with one row per drifted property: the resource, the property, the
  * value the program declares and the value read back from the host.
  *
- *   node drift-check.mjs --stack <stack> [--cwd <dir>] [--report <file>] [--preview-json <file>]
+ *   node drift-check.mjs --stack <stack> [--cwd <dir>] [--report <file>] [--events-json <file>]
  *                        [--pulumi <cli>] [-- <pulumi preview args>]
  *
  * --report writes the markdown to a file as well as to stdout (and to $GITHUB_STEP_SUMMARY when
- * set); --preview-json keeps the CLI's own JSON document (secrets in it are `[secret]`).
+ * set); --events-json keeps the engine's events the report was made from, one JSON object a line
+ * (its secrets are `[secret]`; debug diagnostics, which may quote secrets, are left out).
  *
  * Exit codes: 0 no drift, 2 drift, 3 the check could not be made (the CLI failed, a host was
  * unreachable, its output was not a preview). `--expect-no-changes` exits 255 for both drift
@@ -124,142 +125,223 @@ function splitUrn(urn) {
   return { type: qualifiedType.split("$").pop() ?? qualifiedType, name: parts.slice(3).join("::") || urn };
 }
 
-/**
- * Ops that change nothing. With --refresh a resource's refresh step comes first; the JSON
- * shows it as `refresh`, or as `update`/`delete` when the refresh itself changed the state.
- */
-const NO_CHANGE = new Set(["same", "read", "refresh", "discard"]);
+/** Steps that plan no change. */
+const NO_CHANGE = new Set(["same", "read", "refresh", "discard", "remove-pending-replace"]);
 
 /**
- * The drift a `pulumi preview --refresh --json` found, one row per property.
- *
- * The provider reports what it reads on a host on the resource's inputs, so a planned step's
- * old inputs are the host's values (what refresh read back) and its new inputs the program's
- * declaration. A resource refresh found gone is planned as a create: one row, `(resource)`,
- * "missing on the host". Secrets are shown as `[secret]` on both sides when either is secret.
- *
- * @param {unknown} preview the parsed JSON document `pulumi preview --json` prints
- * @returns {{ rows: DriftRow[], errors: string[], resourcesChecked: number }}
+ * The engine's events, from what `pulumi preview --json` prints with
+ * PULUMI_ENABLE_STREAMING_JSON_PREVIEW set: one JSON object per line. Debug diagnostics are left
+ * out here, before anything reads them: the Node SDK logs resource RPCs at debug severity with
+ * secret outputs in plaintext.
+ * @param {string} stdout @returns {Record<string, any>[]}
  */
-export function driftFromPreview(preview) {
-  if (typeof preview !== "object" || preview === null || Array.isArray(preview)) {
-    throw new Error("the CLI's output is not a preview document (a JSON object with steps)");
+export function parseEvents(stdout) {
+  /** @type {Record<string, any>[]} */
+  const events = [];
+  for (const line of stdout.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    let event;
+    try {
+      event = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (typeof event !== "object" || event === null || Array.isArray(event)) continue;
+    if (event.diagnosticEvent && event.diagnosticEvent.severity === "debug") continue;
+    events.push(event);
   }
-  const doc = /** @type {Record<string, any>} */ (preview);
-  const steps = Array.isArray(doc.steps) ? doc.steps : [];
-  const diagnostics = Array.isArray(doc.diagnostics) ? doc.diagnostics : [];
-  const errors = diagnostics
-    .filter((d) => d && d.severity === "error")
-    .map((d) => String(d.message ?? "").trim())
-    .filter(Boolean);
+  return events;
+}
+
+/**
+ * Property paths (as the engine writes them) where two inputs differ, down to the leaves of
+ * objects and of arrays of one length; a secret is a leaf.
+ * @param {unknown} a @param {unknown} b @param {(string | number)[]} at @returns {(string | number)[][]}
+ */
+function differingPaths(a, b, at = []) {
+  const plainObject = (/** @type {unknown} */ v) =>
+    typeof v === "object" && v !== null && !Array.isArray(v) && !isSecret(v);
+  if (plainObject(a) && plainObject(b)) {
+    const ao = /** @type {Record<string, unknown>} */ (a);
+    const bo = /** @type {Record<string, unknown>} */ (b);
+    return [...new Set([...Object.keys(ao), ...Object.keys(bo)])]
+      .filter((k) => !(at.length === 0 && k.startsWith("__")))
+      .sort()
+      .flatMap((k) => differingPaths(ao[k], bo[k], [...at, k]));
+  }
+  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
+    return a.flatMap((v, i) => differingPaths(v, b[i], [...at, i]));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [at];
+}
+
+/** The engine's PropertyPath.String(): `a.b[0]["c.d"]`. @param {(string | number)[]} steps */
+export function formatPropertyPath(steps) {
+  return steps
+    .map((k, i) => {
+      if (typeof k === "number") return `[${k}]`;
+      if (/[^A-Za-z0-9_]/.test(k)) return `["${k.replace(/"/g, '\\"')}"]`;
+      return i === 0 ? k : `.${k}`;
+    })
+    .join("");
+}
+
+/**
+ * One row per property where `declared` and `host` differ.
+ * @param {{ resource: string, type: string, name: string }} base
+ * @param {Record<string, unknown>} declaredInputs @param {Record<string, unknown>} hostInputs
+ * @param {string[] | null} paths the engine's own list, when it gave one
+ * @returns {DriftRow[]}
+ */
+function propertyRows(base, declaredInputs, hostInputs, paths) {
+  const list = paths ?? differingPaths(hostInputs, declaredInputs).map(formatPropertyPath);
+  return [...new Set(list)].sort().map((property) => {
+    const steps = parsePropertyPath(property);
+    const declared = valueAt(declaredInputs, steps);
+    const host = valueAt(hostInputs, steps);
+    const secret = declared.secret || host.secret;
+    return {
+      ...base,
+      property,
+      declared: secret ? SECRET_SHOWN : display(declared),
+      host: secret ? SECRET_SHOWN : display(host),
+    };
+  });
+}
+
+/**
+ * The drift one `pulumi preview --refresh` found, one row per property, from its events.
+ *
+ * pulumi-tvd reports what it reads on a host on the resource's inputs, so the step planned after
+ * a resource's refresh has the host's values as its old inputs and the program's declaration as
+ * its new ones. A resource refresh found gone is planned as a create: one row, `(resource)`.
+ * When the preview stopped before it planned a resource (a provider refusing to plan over drift,
+ * such as a vTPM image that is gone: its keys are lost), that resource's refresh still tells
+ * its drift: the inputs it last deployed against what the refresh read.
+ *
+ * @param {Record<string, any>[]} events
+ * @returns {{ rows: DriftRow[], errors: { urn?: string, message: string }[], resourcesChecked: number,
+ *   finished: boolean }}
+ */
+export function driftFromEvents(events) {
+  /** @type {Map<string, { refresh?: any, refreshed?: any, plan: any[] }>} */
+  const resources = new Map();
+  /** @type {{ urn?: string, message: string }[]} */
+  const errors = [];
+  let finished = false;
+  const entry = (/** @type {string} */ urn) => {
+    let e = resources.get(urn);
+    if (!e) resources.set(urn, (e = { plan: [] }));
+    return e;
+  };
+  for (const event of events) {
+    const d = event.diagnosticEvent;
+    if (d && d.severity === "error") {
+      const message = String(d.prefix ?? "") + String(d.message ?? "");
+      if (message.trim())
+        errors.push({ urn: typeof d.urn === "string" && d.urn ? d.urn : undefined, message: message.trim() });
+    }
+    if (event.summaryEvent) finished = true;
+    const pre = event.resourcePreEvent?.metadata;
+    const out = event.resOutputsEvent?.metadata;
+    for (const [m, isOutputs] of /** @type {const} */ ([
+      [pre, false],
+      [out, true],
+    ])) {
+      if (!m || typeof m.urn !== "string") continue;
+      const { type } = splitUrn(m.urn);
+      if (type === "pulumi:pulumi:Stack" || type.startsWith("pulumi:providers:")) continue;
+      const e = entry(m.urn);
+      if (m.op === "refresh") {
+        if (isOutputs) e.refreshed = m;
+        else e.refresh = m;
+      } else if (!isOutputs) {
+        e.plan.push(m);
+      }
+    }
+  }
 
   /** @type {DriftRow[]} */
   const rows = [];
-  const urns = new Set();
-  const refreshed = new Set();
-  for (const step of steps) {
-    if (!step || typeof step.urn !== "string") continue;
-    const { type, name } = splitUrn(step.urn);
-    if (type === "pulumi:pulumi:Stack" || type.startsWith("pulumi:providers:")) continue;
-    urns.add(step.urn);
-    if (step.op === "refresh") refreshed.add(step.urn);
-  }
-  const seen = new Set();
-  for (const step of steps) {
-    if (!step || typeof step.urn !== "string" || !urns.has(step.urn)) continue;
-    const op = String(step.op);
-    // A replacement shows as replace + create-replacement + delete-replaced: one is enough.
-    if (NO_CHANGE.has(op) || op === "create-replacement" || op === "delete-replaced") continue;
-    const { type, name } = splitUrn(step.urn);
-    const resource = `${type} ${name}`;
-    const base = { resource, type, name };
-    const oldInputs = step.oldState?.inputs ?? {};
-    const newInputs = step.newState?.inputs ?? {};
-    if (op === "create" || op === "delete") {
-      if (seen.has(`${step.urn}|(resource)`)) continue;
-      seen.add(`${step.urn}|(resource)`);
-      rows.push({
-        ...base,
-        property: "(resource)",
-        declared: op === "create" ? "(declared)" : "(not declared)",
-        host:
-          op === "create"
-            ? refreshed.has(step.urn)
-              ? "(missing on the host)"
-              : "(not deployed yet)"
-            : "(exists)",
-      });
+  for (const [urn, e] of resources) {
+    const { type, name } = splitUrn(urn);
+    const base = { resource: `${type} ${name}`, type, name };
+    const gone = e.refreshed !== undefined && !e.refreshed.new;
+    // A replacement shows as replace, create-replacement and delete-replaced: one is enough.
+    const planned = e.plan.filter((m) => !NO_CHANGE.has(m.op) && !/^(create|delete)-replace/.test(m.op));
+    if (e.plan.length === 0 && e.refreshed?.old && e.refreshed?.new) {
+      rows.push(...propertyRows(base, e.refreshed.old.inputs ?? {}, e.refreshed.new.inputs ?? {}, null));
       continue;
     }
-    const detailed = step.detailedDiff && typeof step.detailedDiff === "object" ? step.detailedDiff : null;
-    const properties = detailed
-      ? Object.entries(detailed)
-          .filter(([, d]) => d?.inputDiff !== false)
-          .map(([p]) => p)
-      : Array.isArray(step.diffReasons)
-        ? step.diffReasons.map(String)
-        : [];
-    for (const property of properties.sort()) {
-      if (seen.has(`${step.urn}|${property}`)) continue;
-      seen.add(`${step.urn}|${property}`);
-      const steps = parsePropertyPath(property);
-      const declared = valueAt(newInputs, steps);
-      const host = valueAt(oldInputs, steps);
-      const secret = declared.secret || host.secret;
-      rows.push({
-        ...base,
-        property,
-        declared: secret ? SECRET_SHOWN : display(declared),
-        host: secret ? SECRET_SHOWN : display(host),
-      });
+    for (const m of planned.slice(0, 1)) {
+      if (m.op === "create" || m.op === "delete") {
+        const created = m.op === "create";
+        rows.push({
+          ...base,
+          property: "(resource)",
+          declared: created ? "(declared)" : "(not declared)",
+          host: created ? (gone ? "(missing on the host)" : "(not deployed yet)") : "(exists)",
+        });
+        continue;
+      }
+      const detailed = m.detailedDiff && typeof m.detailedDiff === "object" ? m.detailedDiff : null;
+      const paths = detailed
+        ? Object.entries(detailed)
+            .filter(([, diff]) => diff?.inputDiff !== false)
+            .map(([p]) => p)
+        : null;
+      rows.push(
+        ...propertyRows(base, m.new?.inputs ?? {}, m.old?.inputs ?? {}, paths?.length ? paths : null),
+      );
+    }
+    if (gone && planned.length === 0) {
+      rows.push({ ...base, property: "(resource)", declared: "(recorded)", host: "(missing on the host)" });
     }
   }
-  return { rows, errors, resourcesChecked: urns.size };
+  return { rows, errors, resourcesChecked: resources.size, finished };
 }
 
 /**
  * The outcome of one check, from the CLI's exit code and output.
+ *
+ * An error on a resource whose drift was found is the provider refusing to plan over that drift
+ * (a vTPM image gone: the report shows it, and the error says why `pulumi up` will not repair
+ * it): drift, 2. Any other error (a refresh that could not reach its host, the program, the
+ * backend, a preview that stopped with nothing found) means the check was not made: 3.
  * @param {{ stack: string, exitCode: number | null, stdout: string, stderr: string }} run
  * @param {string[]} [hide] strings never to print (secret values the environment holds)
  * @returns {DriftReport}
  */
 export function assessPreview(run, hide = []) {
-  /** @type {unknown} */
-  let doc;
-  try {
-    doc = JSON.parse(run.stdout);
-  } catch {
-    doc = undefined;
-  }
+  const found = driftFromEvents(parseEvents(run.stdout));
   const stderrLines = redact(run.stderr, hide)
     .split("\n")
     .map((l) => l.trimEnd())
     .filter((l) => l.trim() && !/^\s*(warning: )?A new version of Pulumi/.test(l));
-  if (doc === undefined) {
-    const errors = stderrLines.length
-      ? stderrLines
-      : [`pulumi preview exited ${run.exitCode} and printed no preview document`];
-    return { stack: run.stack, outcome: "error", rows: [], errors, resourcesChecked: 0 };
+  const errors = [...new Set(found.errors.map((e) => redact(e.message, hide)))];
+  const drifted = new Set(found.rows.map((r) => r.resource));
+  const onDrift = (/** @type {{ urn?: string }} */ e) => {
+    if (!e.urn) return false;
+    const { type, name } = splitUrn(e.urn);
+    return drifted.has(`${type} ${name}`);
+  };
+  const explained =
+    found.errors.length > 0 &&
+    found.errors.some((e) => e.urn) &&
+    found.errors.filter((e) => e.urn).every(onDrift);
+  const failed = run.exitCode !== 0 || found.errors.length > 0 || !found.finished;
+  if (failed && !errors.length) errors.push(...stderrLines);
+  if (failed && !errors.length) {
+    errors.push(`pulumi preview exited ${run.exitCode}${found.finished ? "" : " before its summary"}`);
   }
-  let found;
-  try {
-    found = driftFromPreview(doc);
-  } catch (e) {
-    return {
-      stack: run.stack,
-      outcome: "error",
-      rows: [],
-      errors: [/** @type {Error} */ (e).message],
-      resourcesChecked: 0,
-    };
-  }
-  const errors = found.errors.map((m) => redact(m, hide));
-  if (run.exitCode !== 0) {
-    if (!errors.length) errors.push(...stderrLines);
-    if (!errors.length) errors.push(`pulumi preview exited ${run.exitCode}`);
-  }
-  const outcome = errors.length ? "error" : found.rows.length ? "drift" : "no-drift";
-  return { stack: run.stack, outcome, rows: found.rows, errors, resourcesChecked: found.resourcesChecked };
+  const outcome = failed && !explained ? "error" : found.rows.length ? "drift" : "no-drift";
+  return {
+    stack: run.stack,
+    outcome,
+    rows: found.rows,
+    errors: outcome === "no-drift" ? [] : errors,
+    resourcesChecked: found.resourcesChecked,
+  };
 }
 
 /** @param {DriftReport} report @returns {number} */
@@ -361,8 +443,10 @@ export function renderReport(report) {
     lines.push(
       `**Drift**: ${report.rows.length} ${report.rows.length === 1 ? "property" : "properties"} on ` +
         `${resources} of ${report.resourcesChecked} resources (exit ${EXIT_DRIFT}). ` +
-        "`pulumi up` puts back what the program declares.",
+        "`pulumi up` puts back what the program declares" +
+        (report.errors.length ? ", except where the preview refused to plan it:" : "."),
     );
+    if (report.errors.length) lines.push("", ...errorLines(report.errors).map((l) => `- ${codeLine(l)}`));
   }
   if (report.rows.length) {
     lines.push(
@@ -383,13 +467,13 @@ export function renderReport(report) {
 // Shell: arguments, the CLI, files.
 // ---------------------------------------------------------------------------------------------
 
-const USAGE = `usage: node drift-check.mjs --stack <stack> [--cwd <dir>] [--report <file>] [--preview-json <file>]
+const USAGE = `usage: node drift-check.mjs --stack <stack> [--cwd <dir>] [--report <file>] [--events-json <file>]
                           [--pulumi <cli>] [-- <pulumi preview args>]
 exit codes: ${EXIT_NO_DRIFT} no drift, ${EXIT_DRIFT} drift, ${EXIT_ERROR} the check could not be made`;
 
 /**
  * @param {string[]} argv
- * @returns {{ stack: string, cwd: string, report?: string, previewJson?: string, pulumi: string,
+ * @returns {{ stack: string, cwd: string, report?: string, eventsJson?: string, pulumi: string,
  *   passthrough: string[] }}
  */
 export function parseArgs(argv) {
@@ -402,7 +486,7 @@ export function parseArgs(argv) {
       passthrough.push(...argv.slice(i + 1));
       break;
     }
-    const m = /^--(stack|cwd|report|preview-json|pulumi)(?:=(.*))?$/.exec(a);
+    const m = /^--(stack|cwd|report|events-json|pulumi)(?:=(.*))?$/.exec(a);
     if (!m)
       throw new Error(`unknown argument ${JSON.stringify(a)}; arguments for pulumi preview go after --`);
     const value = m[2] ?? argv[++i];
@@ -416,7 +500,7 @@ export function parseArgs(argv) {
     stack: opts.stack,
     cwd: opts.cwd ?? ".",
     report: opts.report,
-    previewJson: opts["preview-json"],
+    eventsJson: opts["events-json"],
     pulumi: opts.pulumi ?? "pulumi",
     passthrough,
   };
@@ -476,9 +560,9 @@ export async function main(argv, env) {
     process.stderr.write(`drift-check: ${/** @type {Error} */ (e).message}\n${USAGE}\n`);
     return EXIT_ERROR;
   }
-  // The preview as one JSON document (the streaming event format is another shape).
-  const childEnv = { ...env };
-  delete childEnv.PULUMI_ENABLE_STREAMING_JSON_PREVIEW;
+  // The engine's events, one per line, rather than the one document `preview --json` prints by
+  // default: that document keeps no refresh's result, and none of a preview that failed.
+  const childEnv = { ...env, PULUMI_ENABLE_STREAMING_JSON_PREVIEW: "true" };
   const args = [
     "preview",
     "--refresh",
@@ -495,7 +579,14 @@ export async function main(argv, env) {
   const markdown = renderReport(report);
   process.stdout.write(markdown);
   if (opts.report) writeFileMaking(opts.report, markdown);
-  if (opts.previewJson) writeFileMaking(opts.previewJson, run.stdout);
+  if (opts.eventsJson) {
+    writeFileMaking(
+      opts.eventsJson,
+      parseEvents(run.stdout)
+        .map((e) => `${JSON.stringify(e)}\n`)
+        .join(""),
+    );
+  }
   if (env.GITHUB_STEP_SUMMARY) appendFileSync(env.GITHUB_STEP_SUMMARY, markdown);
   const code = exitCodeOf(report);
   process.stderr.write(

@@ -30,7 +30,8 @@ interface DriftCheck {
   EXIT_DRIFT: number;
   EXIT_ERROR: number;
   parsePropertyPath(p: string): (string | number)[];
-  driftFromPreview(doc: unknown): { rows: DriftRow[]; errors: string[]; resourcesChecked: number };
+  formatPropertyPath(steps: (string | number)[]): string;
+  parseEvents(stdout: string): Array<Record<string, unknown>>;
   assessPreview(
     run: { stack: string; exitCode: number | null; stdout: string; stderr: string },
     hide?: string[],
@@ -56,40 +57,56 @@ const { marked } = nodeRequire("marked") as { marked: { lexer(md: string): Marke
 
 const SIG = "4dabf18193072939515e22adb298388d";
 
-/** The engine's PropertyPath.String() (sdk/go/common/resource/properties_path.go). */
-function formatPath(steps: (string | number)[]): string {
-  return steps
-    .map((k, i) => {
-      if (typeof k === "number") return `[${k}]`;
-      const quoted = [...k].some((c) => !/[A-Za-z0-9_]/.test(c));
-      if (quoted) return `["${k.replace(/"/g, '\\"')}"]`;
-      return i === 0 ? k : `.${k}`;
-    })
-    .join("");
-}
-
 function urn(type: string, name: string): string {
   return `urn:pulumi:prod::dom0s::${type}::${name}`;
 }
 
-/** One planned update on a resource, as `pulumi preview --refresh --json` writes it. */
-function updateStep(type: string, name: string, oldInputs: object, newInputs: object, paths: string[]) {
+type Inputs = Record<string, unknown>;
+type Event = Record<string, unknown>;
+
+/** A step's metadata as the engine's events carry it. */
+function meta(op: string, type: string, name: string, old?: Inputs, next?: Inputs, extra: object = {}) {
   return {
-    op: "update",
+    op,
     urn: urn(type, name),
-    oldState: { urn: urn(type, name), type, inputs: oldInputs, outputs: oldInputs },
-    newState: { urn: urn(type, name), type, inputs: newInputs, outputs: newInputs },
-    diffReasons: paths.map((p) => p.split(/[.[]/)[0]),
-    detailedDiff: Object.fromEntries(paths.map((p) => [p, { kind: "update", inputDiff: true }])),
+    type,
+    ...(old ? { old: { type, inputs: old, outputs: old } } : {}),
+    ...(next ? { new: { type, inputs: next, outputs: next } } : {}),
+    ...extra,
   };
 }
+let sequence = 0;
+const pre = (m: object): Event => ({ sequence: ++sequence, resourcePreEvent: { metadata: m } });
+const outputs = (m: object): Event => ({ sequence: ++sequence, resOutputsEvent: { metadata: m } });
+const summary = (): Event => ({ sequence: ++sequence, summaryEvent: { resourceChanges: {} } });
+const diagnostic = (severity: string, message: string, on?: string): Event => ({
+  sequence: ++sequence,
+  diagnosticEvent: { severity, message, ...(on ? { urn: on } : {}) },
+});
 
-function stackStep() {
-  return { op: "same", urn: urn("pulumi:pulumi:Stack", "dom0s-prod") };
+/** A resource's refresh, reading `host` where `recorded` was: its refresh step's two events. */
+function refreshed(type: string, name: string, recorded: Inputs, host?: Inputs): Event[] {
+  return [
+    pre(meta("refresh", type, name, recorded, recorded)),
+    outputs(meta("refresh", type, name, recorded, host)),
+  ];
 }
 
-function assess(doc: unknown, exitCode = 0, stderr = ""): DriftReport {
-  return check.assessPreview({ stack: "prod", exitCode, stdout: JSON.stringify(doc), stderr });
+/** Refresh then the planned update to `declared`, as `pulumi preview --refresh` streams them. */
+function drifted(type: string, name: string, host: Inputs, declared: Inputs, extra: object = {}): Event[] {
+  return [...refreshed(type, name, declared, host), pre(meta("update", type, name, host, declared, extra))];
+}
+
+function clean(type: string, name: string, inputs: Inputs): Event[] {
+  return [...refreshed(type, name, inputs, inputs), pre(meta("same", type, name, inputs, inputs))];
+}
+
+const stackEvents = (): Event[] => [pre(meta("same", "pulumi:pulumi:Stack", "dom0s-prod", {}, {}))];
+
+const stream = (events: Event[]) => events.map((e) => JSON.stringify(e)).join("\n") + "\n";
+
+function assess(events: Event[], exitCode = 0, stderr = ""): DriftReport {
+  return check.assessPreview({ stack: "prod", exitCode, stdout: stream(events), stderr });
 }
 
 /** The report's table, as a GFM parser reads it: each cell's tokens. */
@@ -108,97 +125,125 @@ function codeText(cell: MarkedToken[]): string {
   return cell[0].text!;
 }
 
-describe("driftFromPreview", () => {
-  it("makes one row per drifted property: declared from the new inputs, the host's from the old", () => {
-    const doc = {
-      steps: [
-        stackStep(),
-        { op: "refresh", urn: urn("pulumi-nodejs:dynamic:Resource", "web1") },
-        updateStep(
-          "pulumi-nodejs:dynamic:Resource",
-          "web1",
-          { running: false, memoryMiB: 96, name: "web1" },
-          { running: true, memoryMiB: 64, name: "web1" },
-          ["memoryMiB", "running"],
-        ),
-        { op: "same", urn: urn("pulumi-nodejs:dynamic:Resource", "db1") },
-      ],
-    };
-    const report = assess(doc);
-    expect(report.outcome).toBe("drift");
-    expect(check.exitCodeOf(report)).toBe(check.EXIT_DRIFT);
-    expect(report.resourcesChecked).toBe(2);
-    expect(report.rows).toEqual([
-      expect.objectContaining({ name: "web1", property: "memoryMiB", declared: "64", host: "96" }),
-      expect.objectContaining({ name: "web1", property: "running", declared: "true", host: "false" }),
+describe("assessPreview", () => {
+  const G = "pulumi-nodejs:dynamic/pulumi-tvd:Guest";
+  const V = "pulumi-nodejs:dynamic/pulumi-tvd:Vtpm";
+
+  it("makes one row per drifted input: declared from the planned step's new inputs, the host's from its old", () => {
+    const report = assess([
+      ...stackEvents(),
+      ...drifted(
+        G,
+        "web1",
+        { __provider: "code", running: false, memoryMiB: 96, name: "web1", vifs: [{ bridge: "br0" }] },
+        { __provider: "code", running: true, memoryMiB: 64, name: "web1", vifs: [{ bridge: "br1" }] },
+      ),
+      ...clean(G, "db1", { running: true }),
+      summary(),
+    ]);
+    expect([report.outcome, check.exitCodeOf(report), report.resourcesChecked]).toEqual(["drift", 2, 2]);
+    expect(report.rows.map((r) => [r.resource, r.property, r.declared, r.host])).toEqual([
+      [`${G} web1`, "memoryMiB", "64", "96"],
+      [`${G} web1`, "running", "true", "false"],
+      [`${G} web1`, "vifs[0].bridge", '"br1"', '"br0"'],
     ]);
   });
 
-  it("reads nested paths, and names a resource refresh found gone and one not deployed yet", () => {
-    const doc = {
-      steps: [
-        updateStep("t:m:Vtpm", "v", { extra: { "a.b": [1, 2] } }, { extra: { "a.b": [1, 3] } }, [
-          'extra["a.b"][1]',
-        ]),
-        { op: "refresh", urn: urn("t:m:Guest", "gone") },
-        { op: "create", urn: urn("t:m:Guest", "gone"), newState: { inputs: {} } },
-        { op: "create", urn: urn("t:m:Guest", "new"), newState: { inputs: {} } },
-      ],
+  it("takes the engine's detailedDiff when it gives one, nested keys included", () => {
+    const old = { extra: { "a.b": [1, 2] }, other: 1 };
+    const next = { extra: { "a.b": [1, 3] }, other: 2 };
+    const detailedDiff = {
+      'extra["a.b"][1]': { kind: "update", inputDiff: true },
+      out: { kind: "update", inputDiff: false },
     };
-    expect(check.driftFromPreview(doc).rows.map((r) => [r.name, r.property, r.declared, r.host])).toEqual([
-      ["v", 'extra["a.b"][1]', "3", "2"],
+    const report = assess([...drifted(V, "v", old, next, { detailedDiff }), summary()]);
+    expect(report.rows.map((r) => [r.property, r.declared, r.host])).toEqual([['extra["a.b"][1]', "3", "2"]]);
+  });
+
+  it("names a resource refresh found gone, and one not deployed yet", () => {
+    const report = assess([
+      ...refreshed(G, "gone", { running: true }),
+      pre(meta("create", G, "gone", undefined, { running: true })),
+      pre(meta("create", G, "new", undefined, { running: true })),
+      summary(),
+    ]);
+    expect(report.rows.map((r) => [r.name, r.property, r.declared, r.host])).toEqual([
       ["gone", "(resource)", "(declared)", "(missing on the host)"],
       ["new", "(resource)", "(declared)", "(not deployed yet)"],
     ]);
   });
 
-  it("no planned step is no drift: exit 0", () => {
-    const doc = {
-      steps: [
-        stackStep(),
-        { op: "same", urn: urn("t:m:Guest", "a") },
-        { op: "refresh", urn: urn("t:m:Guest", "a") },
-      ],
-    };
-    const report = assess(doc);
+  it("no planned change is no drift: exit 0", () => {
+    const report = assess([...stackEvents(), ...clean(G, "a", { running: true }), summary()]);
     expect([report.outcome, check.exitCodeOf(report), report.resourcesChecked]).toEqual(["no-drift", 0, 1]);
     expect(check.renderReport(report)).toContain("**No drift**: 1 resources match the program (exit 0).");
   });
 
-  it("an error diagnostic is an error, not drift, even with drift found before it: exit 3", () => {
-    const doc = {
-      steps: [updateStep("t:m:Guest", "a", { running: false }, { running: true }, ["running"])],
-      diagnostics: [
-        {
-          urn: urn("t:m:Guest", "b"),
-          severity: "error",
-          message: "cannot connect to root@10.0.0.5:22: ECONNREFUSED\n",
-        },
-        { severity: "info", message: "noise" },
+  it("a refresh that could not reach its host is an error, not drift, whatever else drifted: exit 3", () => {
+    const message = "error: Preview failed: cannot connect to root@10.0.0.5:22: ECONNREFUSED\n";
+    const report = assess(
+      [
+        ...drifted(G, "a", { running: false }, { running: true }),
+        pre(meta("refresh", G, "b", { running: true }, { running: true })),
+        diagnostic("error", message, urn(G, "b")),
+        diagnostic("error", message, urn(G, "c")),
+        diagnostic("info", "noise"),
       ],
-    };
-    const report = assess(doc, 255);
-    expect(report.outcome).toBe("error");
-    expect(check.exitCodeOf(report)).toBe(check.EXIT_ERROR);
-    expect(report.errors).toEqual(["cannot connect to root@10.0.0.5:22: ECONNREFUSED"]);
+      255,
+    );
+    expect([report.outcome, check.exitCodeOf(report)]).toEqual(["error", 3]);
+    expect(report.errors).toEqual([
+      "error: Preview failed: cannot connect to root@10.0.0.5:22: ECONNREFUSED",
+    ]);
     const md = check.renderReport(report);
     expect(md).toContain("**The check could not be made** (exit 3)");
-    expect(md).toContain("- `cannot connect to root@10.0.0.5:22: ECONNREFUSED`");
+    expect(md).toContain("- `error: Preview failed: cannot connect to root@10.0.0.5:22: ECONNREFUSED`");
     expect(tableOf(md).rows).toHaveLength(1);
   });
 
-  it("output that is no preview document is an error quoting the CLI's stderr", () => {
-    const report = check.assessPreview({
+  it("a provider refusing to plan over drift it found is drift: the refresh tells it, the error says why", () => {
+    const recorded = { imagePath: "/var/lib/xen/vtpm/v.img", running: true };
+    const host = { imagePath: "/var/lib/xen/vtpm/v.img (missing on the host)", running: true };
+    const refusal =
+      "error: vtpm resource 'v': property imagePath value {<nil>} has a problem: keys would be lost";
+    const report = assess(
+      [
+        ...refreshed(V, "v", recorded, host),
+        ...refreshed(G, "g", { running: true }, { running: true }),
+        diagnostic("error", refusal, urn(V, "v")),
+        diagnostic("error", "error: preview failed"),
+      ],
+      255,
+    );
+    expect([report.outcome, check.exitCodeOf(report)]).toEqual(["drift", 2]);
+    expect(report.rows.map((r) => [r.name, r.property, r.declared, r.host])).toEqual([
+      ["v", "imagePath", '"/var/lib/xen/vtpm/v.img"', '"/var/lib/xen/vtpm/v.img (missing on the host)"'],
+    ]);
+    const md = check.renderReport(report);
+    expect(md).toContain("except where the preview refused to plan it:");
+    expect(md).toContain(`- \`${refusal}\``);
+  });
+
+  it("a stream cut before its summary, or no stream at all, is an error quoting the CLI's stderr", () => {
+    const cut = assess([...clean(G, "a", { running: true })], 0);
+    expect([cut.outcome, cut.errors]).toEqual(["error", ["pulumi preview exited 0 before its summary"]]);
+    const none = check.assessPreview({
       stack: "prod",
       exitCode: 255,
       stdout: "",
       stderr: "error: no stack named 'prod' found\n",
     });
-    expect([report.outcome, report.errors]).toEqual(["error", ["error: no stack named 'prod' found"]]);
-    expect(check.assessPreview({ stack: "p", exitCode: 0, stdout: "[1]", stderr: "" }).outcome).toBe("error");
-    expect(check.assessPreview({ stack: "p", exitCode: 1, stdout: "{}", stderr: "" }).errors).toEqual([
-      "pulumi preview exited 1",
-    ]);
+    expect([none.outcome, none.errors]).toEqual(["error", ["error: no stack named 'prod' found"]]);
+  });
+
+  it("never reads debug diagnostics, which may quote secrets", () => {
+    const events = [
+      diagnostic("debug", "RegisterResource RPC finished: privateKey=S3CR3T"),
+      ...clean(G, "a", {}),
+      summary(),
+    ];
+    expect(check.parseEvents(stream(events)).some((e) => JSON.stringify(e).includes("S3CR3T"))).toBe(false);
+    expect(check.renderReport(assess(events))).not.toContain("S3CR3T");
   });
 });
 
@@ -230,8 +275,12 @@ describe("secrets", () => {
           };
           const oldIn = { connection: wrap(a, side !== "declared") };
           const newIn = { connection: wrap(b, side !== "host") };
-          const doc = { steps: [updateStep("t:m:Guest", "g", oldIn, newIn, ["connection.privateKey"])] };
-          const md = check.renderReport(assess(doc));
+          const md = check.renderReport(
+            assess([
+              ...drifted("t:m:Guest", "g", oldIn, newIn, { detailedDiff: { "connection.privateKey": {} } }),
+              summary(),
+            ]),
+          );
           expect(md).not.toContain(a);
           expect(md).not.toContain(b);
           const [row] = tableOf(md).rows;
@@ -247,9 +296,7 @@ describe("secrets", () => {
       {
         stack: "prod",
         exitCode: 255,
-        stdout: JSON.stringify({
-          diagnostics: [{ severity: "error", message: `bad key ${key} pass hunter22` }],
-        }),
+        stdout: stream([diagnostic("error", `bad key ${key} pass hunter22`)]),
         stderr: "",
       },
       ["hunter22"],
@@ -302,12 +349,18 @@ describe("markdown", () => {
           },
         ),
         (resources) => {
-          const doc = {
-            steps: resources.map(([name, key, declared, host]) =>
-              updateStep("t:m:Guest", name, { [key]: host }, { [key]: declared }, [formatPath([key])]),
+          const events = resources.flatMap(([name, key, declared, host]) =>
+            drifted(
+              "t:m:Guest",
+              name,
+              { [key]: host },
+              { [key]: declared },
+              {
+                detailedDiff: { [check.formatPropertyPath([key])]: { kind: "update", inputDiff: true } },
+              },
             ),
-          };
-          const md = check.renderReport(assess(doc));
+          );
+          const md = check.renderReport(assess([...events, summary()]));
           const { header, rows } = tableOf(md);
           expect(header.map((c) => c[0]?.text)).toEqual(["resource", "property", "declared", "on the host"]);
           // One row per resource, in order, each cell one code span: nothing broke out of its cell.
@@ -319,7 +372,7 @@ describe("markdown", () => {
             expect(resource.startsWith("t:m:Guest ")).toBe(true);
             const shownName = resource.slice("t:m:Guest ".length);
             expect(shownName === name || JSON.parse(shownName) === name).toBe(true);
-            const shownKey = property === formatPath([key]) ? property : JSON.parse(property);
+            const shownKey = property === check.formatPropertyPath([key]) ? property : JSON.parse(property);
             expect(check.parsePropertyPath(shownKey)).toEqual([key]);
             // A value is shown as JSON, and that JSON is the value.
             expect(JSON.parse(declaredText)).toEqual(declared);
