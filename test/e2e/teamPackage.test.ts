@@ -76,11 +76,19 @@ it("pulumi up brings the small preset's three members up with their vTPMs, named
   for (const h of HOSTS) {
     const expected = PLACED[h].flatMap((m) => [m, `${m}-vtpm`]).concat("vtpmmgr");
     expect(await lab.domainNames(h)).toEqual(expected.sort());
-    // Every domain running in `xl list` (its state column is not empty, not a dying one).
-    const list = (await lab.xl(h, "list")).stdout;
-    for (const d of expected) expect(list).toMatch(new RegExp(`^${d}\\s+\\d+\\s+\\d+\\s+\\d+\\s+[-r]`, "m"));
+    // `xl list` on the dom0: every domain there with the preset's memory (vTPMs 8 MiB).
+    const memory = Object.fromEntries(
+      [...(await lab.xl(h, "list")).stdout.matchAll(/^(\S+)\s+\d+\s+(\d+)\s+\d+\s+[-a-z]{6}/gm)].map((m) => [
+        m[1],
+        Number(m[2]),
+      ]),
+    );
+    for (const m of PLACED[h]) {
+      expect(memory[m]).toBe(m.includes("-db-") ? 128 : 64);
+      expect(memory[`${m}-vtpm`]).toBe(8);
+    }
   }
-  // The preset's sizes on the hosts: guest memory in each xl config, 8 MiB vTPM images.
+  // The preset's sizes in the xl configs it wrote, and its 8 MiB vTPM images.
   expect(await sh("dom0-a", "cat /etc/xen/shopdev-db-1.cfg")).toMatch(/^memory\s*=\s*128$/m);
   expect(await sh("dom0-b", "cat /etc/xen/shopdev-app-1.cfg")).toMatch(/^memory\s*=\s*64$/m);
   expect(await sh("dom0-a", 'stat -c %s "$1"', "/var/lib/xen/vtpm/shopdev-web-1-vtpm.img")).toBe("8388608\n");
