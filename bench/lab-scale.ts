@@ -7,19 +7,12 @@
  *
  * Uses its own state dir and ports; it tears everything down at the end.
  */
-import {
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-  mkdirSync,
-} from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { inHost } from "../lab/host";
 import { labDown, labHosts, labUp } from "../lab/lab";
+import { procKiB, runMain, writeResult } from "./common";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -28,12 +21,7 @@ function arg(name: string, fallback: number): number {
 
 /** Proportional set size (KiB) of a process: its fair share of shared pages. */
 function pssKiB(pid: number): number {
-  try {
-    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
+  return procKiB(pid, "smaps_rollup", "Pss");
 }
 
 function processes(): Array<{ pid: number; comm: string; mntns: string }> {
@@ -139,16 +127,11 @@ async function main(): Promise<void> {
     await labDown(stateDir);
     const withDown = { ...result, labDownSec: (Date.now() - t) / 1000 };
     console.log(JSON.stringify(withDown, null, 2));
-    const out = path.resolve(__dirname, "..", "..", "bench", "results");
-    mkdirSync(out, { recursive: true });
-    writeFileSync(path.join(out, "lab-scale.json"), JSON.stringify(withDown, null, 2) + "\n");
+    writeResult("lab-scale.json", withDown);
   } finally {
     await labDown(stateDir);
     rmSync(stateDir, { recursive: true, force: true });
   }
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+runMain(main);

@@ -2,11 +2,19 @@
  * A consumer project that installs pulumi-tvd from its packed tarball, exactly as a user's
  * project does; e2e programs link to its node_modules. Built once per test run (global setup).
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { runChecked } from "../../lab/exec";
 
-const repoRoot = path.resolve(__dirname, "..", "..");
+/** The checkout: found upwards, as this file runs from test/e2e (jest) or build/test/e2e (the bench). */
+function findRepoRoot(): string {
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "package.json"))) return dir;
+  }
+  throw new Error(`no package.json above ${__dirname}`);
+}
+
+const repoRoot = findRepoRoot();
 const consumerDir = path.join(repoRoot, "test", ".work", "consumer");
 
 export function consumerNodeModules(): string {

@@ -1,0 +1,130 @@
+/**
+ * pulumi-tvd against how ops teams do this today (issue 14, item 1): the same work on one lab of
+ * 3 hosts (per host a vTPM manager; per guest a vTPM and a guest with it attached) done by
+ * pulumi-tvd through the Pulumi CLI, by Ansible with its defaults and with pipelining, and by a
+ * script that starts one ssh process per command. Then pulumi-tvd `up` of the same guests on a
+ * 1 GiB and a 20 GiB sparse base image. Writes bench/results/peers.json: each figure, the ratios,
+ * the machine.
+ *
+ *   npm run bench:peers -- [--guests 30,99,300] [--scope "..."]
+ *   (or: npm run build:lab && node build/bench/peers.js ...)
+ *
+ * Builds the library's consumer package (as the e2e tests do), uses its own lab state dir and
+ * ports, and tears the lab down at the end. Run it alone on the machine, under the lab lock.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { labDown, labHosts, labUp } from "../lab/lab";
+import { buildConsumer } from "../test/e2e/consumer";
+import { runMain, writeResult } from "./common";
+import { measureSize, smallProgramPreview, type SizeFigures } from "./peers/measure";
+import { LAB_BASE_IMAGE, seedBaseImages } from "./peers/workload";
+
+const HOSTS = 3;
+const BASE_SIZES_GIB = [1, 20];
+
+function option(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+function sizesFrom(text: string): number[] {
+  const sizes = text.split(",").map(Number);
+  if (sizes.some((n) => !Number.isInteger(n) || n < HOSTS))
+    throw new Error(
+      `--guests must list whole numbers of at least ${HOSTS} (one per host), like 30,99,300; got ${text}`,
+    );
+  return sizes;
+}
+
+function version(argv: string[], pattern: RegExp): string {
+  try {
+    // ssh -V prints on stderr.
+    const out = execFileSync("sh", ["-c", '"$@" 2>&1', "sh", ...argv], { encoding: "utf8" });
+    return pattern.exec(out)?.[1] ?? out.trim().split("\n")[0];
+  } catch (e) {
+    return `unknown (${(e as Error).message.split("\n")[0]})`;
+  }
+}
+
+const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** The ratios issue 14 asks for, from one size's figures. */
+function ratiosOf(f: SizeFigures, smallPreviewSec: number): Record<string, number> {
+  const p = f.pulumiTvd;
+  const perHost = p.refresh.roundTripsPerHost;
+  const r: Record<string, number> = {
+    previewRefreshOverAnsibleCheckDefaults: round(p.previewRefresh.sec / f.ansibleDefaults.check.sec),
+    previewRefreshOverAnsibleCheckPipelining: round(p.previewRefresh.sec / f.ansiblePipelining.check.sec),
+    upOverAnsibleCreateDefaults: round(p.up.sec / f.ansibleDefaults.create.sec),
+    upOverAnsibleCreatePipelining: round(p.up.sec / f.ansiblePipelining.create.sec),
+    upOverSshPerCommandCreate: round(p.up.sec / f.sshPerCommand.create.sec),
+    destroyOverAnsibleDefaults: round(p.destroy.sec / f.ansibleDefaults.destroy.sec),
+    destroyOverSshPerCommand: round(p.destroy.sec / f.sshPerCommand.destroy.sec),
+    previewMinusSmallProgramPreviewSec: round(p.preview.sec - smallPreviewSec),
+    refreshRoundTripsPerHostMax: Math.max(...perHost),
+    refreshRoundTripsPerHostMean: round(perHost.reduce((a, b) => a + b, 0) / perHost.length, 1),
+    refreshRoundTripsPerResource: round(p.refresh.roundTrips / f.resources),
+  };
+  const [small, large] = BASE_SIZES_GIB.map((g) => f.baseImageUp[`${g}GiB`]?.up.sec);
+  if (small && large) r.up20GiBOver1GiBBase = round(large / small);
+  return r;
+}
+
+async function main(): Promise<void> {
+  const sizes = sizesFrom(option("--guests") ?? "30,99,300");
+  const scope = option("--scope") ?? (sizes.join(",") === "30,99,300" ? "full" : `${sizes.join(",")} only`);
+  process.stderr.write("[peers] building the consumer package (npm run build, pack, install)\n");
+  await buildConsumer();
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), "tvd-bench-peers-"));
+  const workDir = path.join(stateDir, "work");
+  mkdirSync(workDir);
+  const figures: Record<string, SizeFigures> = {};
+  const ratios: Record<string, Record<string, number>> = {};
+  try {
+    // 300 guests are 100 a host: 64 MiB each, their vTPMs 8. Sparse 20 GiB base: room in a sparse fs.
+    await labUp(stateDir, { hosts: HOSTS, firstPort: 24301, memoryMiB: 65536, diskMiB: 32768 });
+    const hosts = labHosts(stateDir);
+    const baseImages = await seedBaseImages(hosts, BASE_SIZES_GIB);
+    const lab = { hosts, workDir, bases: [LAB_BASE_IMAGE, ...Object.values(baseImages)] };
+    process.stderr.write("[peers] a 3-resource program's preview\n");
+    const small = await smallProgramPreview(lab);
+    for (const guests of sizes) {
+      const byLabel = Object.fromEntries(BASE_SIZES_GIB.map((g) => [`${g}GiB`, baseImages[g]]));
+      figures[guests] = await measureSize(lab, guests, byLabel);
+      ratios[guests] = ratiosOf(figures[guests], small.sec);
+    }
+    const result = {
+      date: new Date().toISOString(),
+      scope,
+      machine: {
+        cores: os.cpus().length,
+        memoryMiB: Math.round(os.totalmem() / 2 ** 20),
+        kernel: os.release(),
+      },
+      versions: {
+        pulumi: version(["pulumi", "version"], /v?(\S+)/),
+        ansible: version(["ansible", "--version"], /ansible \[core ([^\]]+)\]/),
+        node: process.version,
+        openssh: version(["ssh", "-V"], /(OpenSSH_\S+)/),
+        pulumiTvd: version(
+          ["git", "-C", path.resolve(__dirname, "..", ".."), "rev-parse", "--short", "HEAD"],
+          /(\S+)/,
+        ),
+      },
+      hosts: HOSTS,
+      smallProgramPreview: small,
+      figures,
+      ratios,
+    };
+    writeResult("peers.json", result);
+    console.log(JSON.stringify({ scope, ratios }, null, 2));
+  } finally {
+    await labDown(stateDir);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+runMain(main);
