@@ -11,11 +11,15 @@
  */
 
 /**
- * How far the TVD vouches for a member's vTPM. A diagram colours members by it; attestation
- * (issue 16) adds states here, and `TRUST_STYLE` below must then give each one a colour (the
- * compiler checks that the record is complete).
+ * How far the TVD vouches for a member's vTPM. A diagram colours members by it; `TRUST_STYLE`
+ * below gives each state a colour (the compiler checks that the record is complete).
  */
 export const TrustState = {
+  /**
+   * Admitted by attestation: its vTPM quoted, with the certified AK over a fresh nonce, PCRs that
+   * match the baseline the TVD declares (measuredBoot).
+   */
+  Attested: "attested",
   /** The system owns the member's vTPM and the TVD's CA certified its EK and AK. */
   Certified: "certified",
   /** No certified EK/AK for it yet: not deployed yet, its agent not reported, or no VtpmIdentity. */
@@ -26,6 +30,10 @@ export type TrustState = (typeof TrustState)[keyof typeof TrustState];
 /** Fill, stroke and text colours per state, and the legend's words for it. */
 export const TRUST_STYLE: Readonly<Record<TrustState, { readonly style: string; readonly legend: string }>> =
   {
+    attested: {
+      style: "fill:#cfe8ff,stroke:#0b4f9c,stroke-width:3px,color:#062a52",
+      legend: "boot attested: PCRs match the baseline",
+    },
     certified: {
       style: "fill:#d8f0dc,stroke:#2e7d32,stroke-width:2px,color:#1b3d1f",
       legend: "vTPM owned, EK/AK certified",
@@ -62,8 +70,15 @@ export interface TvdDiagramInput {
   readonly members: readonly DiagramMember[];
 }
 
-/** The state a member's outputs show today: certified once its vTPM's EK/AK are. */
-export function trustStateOf(member: { readonly tpm?: { readonly ekFingerprint: string } }): TrustState {
+/**
+ * The state a member's outputs show: attested once it proved the baseline, certified once its
+ * vTPM's EK/AK are.
+ */
+export function trustStateOf(member: {
+  readonly tpm?: { readonly ekFingerprint: string };
+  readonly attestation?: { readonly attested: boolean };
+}): TrustState {
+  if (member.attestation?.attested === true) return TrustState.Attested;
   return member.tpm?.ekFingerprint ? TrustState.Certified : TrustState.NotAttested;
 }
 

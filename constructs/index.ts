@@ -3,6 +3,7 @@ export {
   TrustedVirtualDomain,
   type TrustedVirtualDomainProps,
   type TvdGuestTemplate,
+  type TvdMeasuredBootProps,
   type TvdMember,
   type TvdMemberOutputs,
   type TvdMemberProps,

@@ -1,5 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Guest } from "../provider/resources/guest/resource";
+import {
+  BaselineError,
+  PV_GRUB_DEFAULT_MENU_LST,
+  pvGrubBaseline,
+  type PcrBaseline,
+} from "../provider/resources/memberAttestation/baseline";
+import { MemberAttestation } from "../provider/resources/memberAttestation/resource";
 import { MemberIdentity } from "../provider/resources/memberIdentity/resource";
 import { SeedImage } from "../provider/resources/seedImage/resource";
 import { TvdAuthority } from "../provider/resources/tvdAuthority/resource";
@@ -30,6 +37,36 @@ export interface TvdGuestTemplate {
   readonly cmdline?: string;
   /** The size of each member's vTPM image (its keys and NVRAM), MiB. @default 8 (the Vtpm default) */
   readonly vtpmImageSizeMiB?: number;
+}
+
+/**
+ * Measured boot and attestation (issue 16): every member boots through pv-grub from its own disk
+ * (the template image must hold menu.lst, the kernel and the initrd), pv-grub measures what it
+ * boots into the member's vTPM, and each member is admitted only once its vTPM proves, by a quote
+ * with its certified AK, the baseline computed here from the files declared.
+ */
+export interface TvdMeasuredBootProps {
+  /**
+   * The kernel file the template image boots, as stored there (gzip or not): a path where Pulumi
+   * runs, the same file baked into the image. PCR 4 is computed from its bytes.
+   */
+  readonly kernel: string;
+  /** The initrd file, likewise. @default - none: the menu.lst entry has no initrd line */
+  readonly initrd?: string;
+  /** The kernel's arguments exactly as the menu.lst entry's kernel line gives them after the file name. */
+  readonly cmdline: string;
+  /** The menu.lst pv-grub reads (its `extra=`). @default "(hd0,0)/boot/grub/menu.lst" (pv-grub's own default) */
+  readonly menuLst?: string;
+  /**
+   * The PCR bank quoted. TPM 1.2 has sha1 alone; choose sha256 only when every member's vTPM is a
+   * TPM 2.0.
+   * @default "sha1"
+   */
+  readonly bank?: "sha1" | "sha256";
+  /** Further PCRs pinned by value: index to hex. @default - none */
+  readonly pcrs?: Readonly<Record<number, string>>;
+  /** How long each member's attestation waits for its agent to quote. @default 60 */
+  readonly quoteTimeoutSec?: number;
 }
 
 export interface TvdNetworkProps {
@@ -86,6 +123,13 @@ export interface TrustedVirtualDomainProps {
    * @default false
    */
   readonly allowStateReset?: pulumi.Input<boolean>;
+  /**
+   * Members boot through pv-grub and are admitted by attestation against the baseline computed
+   * from these files (see TvdMeasuredBootProps). Needs vtpmIdentity; the template then names no
+   * kernel, ramdisk, cmdline or bootLoader.
+   * @default - none: members boot as the template says and are not attested
+   */
+  readonly measuredBoot?: TvdMeasuredBootProps;
 }
 
 /** What a user wants to see of each member. */
@@ -105,6 +149,12 @@ export interface TvdMemberOutputs {
     readonly ekCertSerial: string;
     readonly akCertSerial: string;
   };
+  /** Its admission by attestation, with measuredBoot: the quote proved the baseline. */
+  readonly attestation?: {
+    readonly attested: boolean;
+    /** SHA-256 over the proved PCR values in ascending PCR order, hex. */
+    readonly pcrDigest: string;
+  };
 }
 
 /** The member resources one member is made of, for programs that want more than the outputs. */
@@ -116,6 +166,8 @@ export interface TvdMember {
   readonly guest: Guest;
   /** Its vTPM's certified identity; absent with vtpmIdentity: false. */
   readonly vtpmIdentity?: VtpmIdentity;
+  /** Its admission by attestation; present with measuredBoot. */
+  readonly attestation?: MemberAttestation;
 }
 
 const TVD_NAME = /^[a-z][a-z0-9]{0,10}$/;
@@ -145,6 +197,11 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
    * its trust state.
    */
   readonly diagram: pulumi.Output<string>;
+  /**
+   * What every member must prove with measuredBoot: computed in the program from the files
+   * declared, so a preview shows a changed kernel, initrd or command line as a changed baseline.
+   */
+  readonly baseline?: PcrBaseline;
 
   constructor(name: string, props: TrustedVirtualDomainProps, opts?: pulumi.ComponentResourceOptions) {
     super("pulumi-tvd:index:TrustedVirtualDomain", name, {}, opts);
@@ -162,6 +219,8 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
         `template.vtpmImageSizeMiB ${JSON.stringify(vtpmImageSizeMiB)} must be a whole number of MiB from 1 to 1024; leave it out for 8`,
       ]);
     }
+    const measuredBoot = props.measuredBoot;
+    this.baseline = measuredBoot ? measuredBootBaseline(name, props) : undefined;
     const hostByName = new Map(props.hosts.map((h) => [h.hostName, h]));
     const memoryMiB = props.template.memoryMiB ?? 256;
     const plans = planMembers({
@@ -271,10 +330,15 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
           baseImageFormat: props.template.baseImageFormat,
           memoryMiB: plan.memoryMiB,
           vcpus: plan.vcpus,
-          bootLoader: props.template.bootLoader,
-          kernel: props.template.kernel,
-          ramdisk: props.template.ramdisk,
-          cmdline: props.template.cmdline,
+          // pv-grub (the Guest's default kernel for it) reads menu.lst, given as its extra=.
+          ...(measuredBoot
+            ? { bootLoader: "pvgrub", cmdline: measuredBoot.menuLst ?? PV_GRUB_DEFAULT_MENU_LST }
+            : {
+                bootLoader: props.template.bootLoader,
+                kernel: props.template.kernel,
+                ramdisk: props.template.ramdisk,
+                cmdline: props.template.cmdline,
+              }),
           vifs: [{ bridge, mac: plan.mac, ip: plan.ip }],
           vtpm,
           // The seed is the guest's second disk: cloud-init's NoCloud source finds it by label.
@@ -298,7 +362,20 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
             { parent: this },
           )
         : undefined;
-      members[plan.name] = { plan, vtpm, identity, seed, guest, vtpmIdentity };
+      const attestation =
+        vtpmIdentity && this.baseline
+          ? new MemberAttestation(
+              `${plan.domain}-attestation`,
+              {
+                connection,
+                identity: vtpmIdentity,
+                baseline: this.baseline,
+                readyTimeoutSec: measuredBoot?.quoteTimeoutSec,
+              },
+              { parent: this },
+            )
+          : undefined;
+      members[plan.name] = { plan, vtpm, identity, seed, guest, vtpmIdentity, attestation };
     }
     this.memberResources = members;
 
@@ -313,8 +390,9 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
               m.identity.x509Serial,
               m.identity.sshCertSerial,
               tpmOutputsOf(m.vtpmIdentity),
+              attestationOutputsOf(m.attestation),
             ])
-            .apply(([vtpmUuid, sshHostKeyFingerprint, x509Serial, sshCertSerial, tpm]) => ({
+            .apply(([vtpmUuid, sshHostKeyFingerprint, x509Serial, sshCertSerial, tpm, attestation]) => ({
               host: m.plan.host,
               domain: m.plan.domain,
               vtpmUuid,
@@ -323,6 +401,7 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
               x509Serial,
               sshCertSerial,
               ...(tpm ? { tpm } : {}),
+              ...(attestation ? { attestation } : {}),
             })),
         ]),
       ),
@@ -347,6 +426,58 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
   }
 }
 
+/**
+ * The baseline of a TVD with measuredBoot, computed from the files declared; what cannot work
+ * with it (no vtpmIdentity, a template that names its own kernel) is refused here, naming the fix.
+ */
+function measuredBootBaseline(tvd: string, props: TrustedVirtualDomainProps): PcrBaseline {
+  const mb = props.measuredBoot!;
+  const problems: string[] = [];
+  if (props.vtpmIdentity === false)
+    problems.push(
+      "measuredBoot needs vtpmIdentity: only a quote by a certified AK admits a member; remove vtpmIdentity: false or measuredBoot",
+    );
+  for (const key of ["bootLoader", "kernel", "ramdisk", "cmdline"] as const) {
+    const value = props.template[key];
+    if (value !== undefined && !(key === "bootLoader" && value === "pvgrub"))
+      problems.push(
+        `template.${key} ${JSON.stringify(value)} cannot be set with measuredBoot: members boot through pv-grub the ` +
+          `kernel, initrd and cmdline their image's menu.lst names (declare them in measuredBoot); remove template.${key}`,
+      );
+  }
+  const menuLst = mb.menuLst;
+  if (menuLst !== undefined && !/^\(hd\d+(,\d+)?\)\/[A-Za-z0-9_./+-]+$/.test(menuLst))
+    problems.push(
+      `measuredBoot.menuLst ${JSON.stringify(menuLst)} is not a GRUB path such as "(hd0,0)/boot/grub/menu.lst"; fix measuredBoot.menuLst`,
+    );
+  const timeout = mb.quoteTimeoutSec;
+  if (timeout !== undefined && !(Number.isInteger(timeout) && timeout >= 1 && timeout <= 3600))
+    problems.push(
+      `measuredBoot.quoteTimeoutSec ${JSON.stringify(timeout)} must be a whole number of seconds from 1 to 3600; leave it out for 60`,
+    );
+  let baseline: PcrBaseline | undefined;
+  try {
+    baseline = pvGrubBaseline(
+      { kernel: mb.kernel, initrd: mb.initrd, cmdline: mb.cmdline, bank: mb.bank, pcrs: mb.pcrs },
+      "measuredBoot",
+    );
+  } catch (e) {
+    if (!(e instanceof BaselineError)) throw e;
+    problems.push(...e.problems);
+  }
+  if (problems.length || !baseline) throw new TvdPlanError(tvd, problems);
+  return baseline;
+}
+
+function attestationOutputsOf(
+  attestation: MemberAttestation | undefined,
+): pulumi.Output<TvdMemberOutputs["attestation"]> {
+  if (!attestation) return pulumi.output(undefined);
+  return pulumi
+    .all([attestation.attested, attestation.pcrDigest])
+    .apply(([attested, pcrDigest]) => ({ attested, pcrDigest }));
+}
+
 function tpmOutputsOf(identity: VtpmIdentity | undefined): pulumi.Output<TvdMemberOutputs["tpm"]> {
   if (!identity) return pulumi.output(undefined);
   return pulumi
@@ -366,12 +497,13 @@ function tpmOutputsOf(identity: VtpmIdentity | undefined): pulumi.Output<TvdMemb
     }));
 }
 
-/** A fingerprint as the summary shows it: enough hex to tell keys apart at a glance. */
+/** A fingerprint (or a PCR digest, SHA-256 too) as the summary shows it: enough hex to tell keys apart at a glance. */
 const shortFingerprint = (hex: string) => `sha256:${hex.slice(0, 16)}`;
 
 /** The table `pulumi up` prints for a TVD. Pure. */
 export function renderSummary(tvd: string, vni: number, members: readonly TvdMemberOutputs[]): string {
   const withTpm = members.some((m) => m.tpm);
+  const attested = members.some((m) => m.attestation);
   const rows = [
     [
       "member",
@@ -382,6 +514,7 @@ export function renderSummary(tvd: string, vni: number, members: readonly TvdMem
       "x509 serial",
       "ssh cert serial",
       ...(withTpm ? ["tpm", "EK", "AK", "EK cert serial", "AK cert serial"] : []),
+      ...(attested ? ["attested", "PCR digest"] : []),
     ],
     ...[...members]
       .sort((a, b) => a.domain.localeCompare(b.domain))
@@ -403,6 +536,11 @@ export function renderSummary(tvd: string, vni: number, members: readonly TvdMem
                 m.tpm.akCertSerial,
               ]
             : ["-", "-", "-", "-", "-"]
+          : []),
+        ...(attested
+          ? m.attestation
+            ? [m.attestation.attested ? "yes" : "no", shortFingerprint(m.attestation.pcrDigest)]
+            : ["-", "-"]
           : []),
       ]),
   ];

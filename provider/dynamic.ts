@@ -10,7 +10,8 @@ export type ResourceKind =
   | "MemberIdentity"
   | "SeedImage"
   | "TvdNetwork"
-  | "VtpmIdentity";
+  | "VtpmIdentity"
+  | "MemberAttestation";
 
 /**
  * The provider object Pulumi serializes into state with every resource. It must stay tiny and

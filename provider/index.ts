@@ -1,5 +1,12 @@
 export { Guest, type GuestArgs, type GuestDiskArgs, type GuestVifArgs } from "./resources/guest/resource";
 export { HostFacts, type HostFactsArgs } from "./resources/hostFacts/resource";
+export { MemberAttestation, type MemberAttestationArgs } from "./resources/memberAttestation/resource";
+export {
+  BaselineError,
+  pvGrubBaseline,
+  type PcrBaseline,
+  type PvGrubBaselineArgs,
+} from "./resources/memberAttestation/baseline";
 export { MemberIdentity, type MemberIdentityArgs } from "./resources/memberIdentity/resource";
 export { TvdAuthority, type TvdAuthorityArgs } from "./resources/tvdAuthority/resource";
 export { TvdNetwork, type TvdNetworkArgs } from "./resources/tvdNetwork/resource";

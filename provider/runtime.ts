@@ -7,6 +7,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { ResourceKind } from "./dynamic";
 import { guestLifecycle } from "./resources/guest/provider";
 import { hostFactsLifecycle } from "./resources/hostFacts/provider";
+import { memberAttestationLifecycle } from "./resources/memberAttestation/provider";
 import { memberIdentityLifecycle } from "./resources/memberIdentity/provider";
 import { tvdAuthorityLifecycle } from "./resources/tvdAuthority/provider";
 import { seedImageLifecycle } from "./resources/seedImage/provider";
@@ -25,6 +26,7 @@ const lifecycles: Partial<Record<ResourceKind, pulumi.dynamic.ResourceProvider>>
   SeedImage: seedImageLifecycle,
   TvdNetwork: tvdNetworkLifecycle,
   VtpmIdentity: vtpmIdentityLifecycle,
+  MemberAttestation: memberAttestationLifecycle,
 };
 
 export function lifecycle(kind: ResourceKind): pulumi.dynamic.ResourceProvider {

@@ -37,6 +37,7 @@ import { createTvdCa, issueIdentityCertificate, issueTpmKeyCertificate } from ".
 import { guestDomainOf } from "../../provider/resources/guest/args";
 import * as guest from "../../provider/resources/guest/provider";
 import * as hostFacts from "../../provider/resources/hostFacts/provider";
+import * as memberAttestation from "../../provider/resources/memberAttestation/provider";
 import * as memberIdentity from "../../provider/resources/memberIdentity/provider";
 import { memberSeedOf, seedPathOf } from "../../provider/resources/seedImage/args";
 import * as seedImage from "../../provider/resources/seedImage/provider";
@@ -477,6 +478,7 @@ export const HOSTILE_INPUTS: readonly HostileInput[] = [
     data: true,
     valid: ["0", "2026-11", "r".repeat(256)],
   },
+  { kind: "MemberAttestation", name: "guest", valid: DOMAIN_NAMES, shape: DOMAIN_SHAPE },
 
   {
     kind: "XenHost",
@@ -698,6 +700,14 @@ function baseProps(kind: ResourceKind, env: HostileEnv): Record<string, unknown>
       };
     case "VtpmIdentity":
       return { connection, guest: "red-01", caCertPem: env.ca.certPem, caKeyPem: env.ca.keyPem };
+    case "MemberAttestation":
+      return {
+        connection,
+        guest: "red-01",
+        tpmVersion: "1.2",
+        akPublic: "AAEAAQ==",
+        baseline: { bank: "sha1", pcrs: { "4": "44".repeat(20), "5": "55".repeat(20) } },
+      };
   }
 }
 
@@ -787,6 +797,7 @@ const DEFINITIONS: Record<ResourceKind, ResourceDefinition<object, object>> = {
   TvdAuthority: tvdAuthority.definition as unknown as ResourceDefinition<object, object>,
   MemberIdentity: memberIdentity.definition as unknown as ResourceDefinition<object, object>,
   VtpmIdentity: vtpmIdentity.definition as unknown as ResourceDefinition<object, object>,
+  MemberAttestation: memberAttestation.definition as unknown as ResourceDefinition<object, object>,
 };
 
 /** Tries one value of one input. */

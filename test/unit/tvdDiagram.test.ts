@@ -125,6 +125,22 @@ describe("the TVD diagram", () => {
     expect(trustStateOf({ tpm: { ekFingerprint: EK } })).toBe("certified");
   });
 
+  it("colours a member attested once it proved its baseline, with the attested legend", () => {
+    const tpm = { ekFingerprint: EK };
+    expect(trustStateOf({ tpm, attestation: { attested: true } })).toBe("attested");
+    expect(trustStateOf({ tpm, attestation: { attested: false } })).toBe("certified");
+    const attested = tvdDiagram({
+      ...red,
+      members: red.members.map((m) => (m.domain === "red-01" ? { ...m, trust: "attested" } : m)),
+    });
+    expect(attested).toMatch(
+      /h0m0\["red-01<br\/>10\.50\.0\.10\/24<br\/>EK sha256:e1e1[0-9a-f]*"\]:::attested/,
+    );
+    expect(subgraph(attested, "legend")).toContain(
+      '    legend_attested["boot attested: PCRs match the baseline"]:::attested',
+    );
+  });
+
   it("shows a member that is on none of the TVD's hosts rather than dropping it", () => {
     const stray = tvdDiagram({ ...red, members: [{ ...red.members[0], host: "elsewhere" }] });
     expect(subgraph(stray, "hx")).toEqual(['    hxm0["red-02<br/>10.50.0.11/24"]:::not_attested']);

@@ -49,6 +49,25 @@ describe("the TVD summary", () => {
     ]);
   });
 
+  it("shows, with measured boot, whether each member is attested and its PCR digest", () => {
+    const tpm = {
+      version: "2.0" as const,
+      ekFingerprint: "e".repeat(64),
+      akFingerprint: "a".repeat(64),
+      ekCertSerial: "4e01",
+      akCertSerial: "4a01",
+    };
+    const text = renderSummary("red", 4242, [
+      { ...base, tpm, attestation: { attested: true, pcrDigest: "d".repeat(64) } },
+      { ...base, domain: "red-02", tpm },
+    ]);
+    const [, header, one, two] = text.split("\n");
+    expect(header.split(/\s{2,}/).slice(-2)).toEqual(["attested", "PCR digest"]);
+    expect(one.split(/\s{2,}/).slice(-2)).toEqual(["yes", `sha256:${"d".repeat(16)}`]);
+    expect(two.split(/\s{2,}/).slice(-2)).toEqual(["-", "-"]);
+    expect(renderSummary("red", 4242, [{ ...base, tpm }])).not.toContain("attested");
+  });
+
   it("has no TPM columns when the TVD does not own its members' vTPMs", () => {
     const header = renderSummary("red", 4242, [base]).split("\n")[1];
     expect(header).not.toContain("EK");

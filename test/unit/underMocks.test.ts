@@ -20,14 +20,10 @@ import {
   VtpmManager,
   XenHost,
 } from "../../index";
+import { mockEngine, type Registered } from "../support/pulumiMocks";
 
 jest.setTimeout(60_000);
 
-interface Registered {
-  readonly type: string;
-  readonly name: string;
-  readonly inputs: Record<string, unknown>;
-}
 const registered: Registered[] = [];
 
 /** What each kind's provider computes beyond its inputs, as a deployed stack would hold it. */
@@ -54,22 +50,7 @@ function computedOutputs(kind: string, name: string): Record<string, unknown> {
   }
 }
 
-beforeAll(() =>
-  pulumi.runtime.setMocks(
-    {
-      newResource: (args) => {
-        registered.push({ type: args.type, name: args.name, inputs: args.inputs });
-        const kind = args.type.split(":").pop()!;
-        return { id: `${args.name}-id`, state: { ...args.inputs, ...computedOutputs(kind, args.name) } };
-      },
-      call: () => {
-        throw new Error("no resource of pulumi-tvd calls a provider function");
-      },
-    },
-    "mocked",
-    "unit",
-  ),
-);
+beforeAll(() => mockEngine(registered, computedOutputs));
 
 beforeEach(() => {
   registered.length = 0;

@@ -19,7 +19,8 @@ import {
   type Context,
   type ResourceDefinition,
 } from "../../core/define";
-import { AgentUnreachableError, type Dom0 } from "../../dom0/dom0";
+import type { Dom0 } from "../../dom0/dom0";
+import { askRunningMember } from "../memberAgent";
 import { issueTpmKeyCertificate } from "../../pki/x509";
 import {
   AgentMessageError,
@@ -194,14 +195,10 @@ export const definition: ResourceDefinition<VtpmIdentityInputs, VtpmIdentityExtr
    */
   async observe(ctx, v) {
     const stored = storedExtra(definition, ctx.state) as unknown as VtpmIdentityExtra;
-    let report: MemberReport;
-    try {
-      report = await freshReport(dom0Of(ctx), v, Math.min(v.readyTimeoutSec, READ_TIMEOUT_SEC));
-    } catch (e) {
-      if (e instanceof AgentUnreachableError && e.why === "not running")
-        return { gone: false, seen: {}, extra: stored };
-      throw e;
-    }
+    const report = await askRunningMember(
+      freshReport(dom0Of(ctx), v, Math.min(v.readyTimeoutSec, READ_TIMEOUT_SEC)),
+    );
+    if (!report) return { gone: false, seen: {}, extra: stored };
     const drift = stored.ekFingerprint ? identityDrift(stored, report) : undefined;
     // "missing": the identity certified is gone from the vTPM, like a lost key image: up takes the
     // new one only with allowStateReset (a replacement that attests and certifies it).

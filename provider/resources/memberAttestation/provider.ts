@@ -1,0 +1,239 @@
+/**
+ * MemberAttestation, declared once (issue 16.2). A member is admitted to its TVD when its vTPM
+ * proves, by a quote signed with the AK its VtpmIdentity certified, over a fresh nonce, that its
+ * PCRs hold the baseline the program declares (baseline.ts: computed from the kernel, initrd and
+ * command line as pv-grub measures them). Create and update ask the member's agent for a quote
+ * (agent/PROTOCOL.md, over the member's own xenstore path), verify it in the provider with node's
+ * crypto (provider/tpm/quote.ts) and compare it with the baseline; either failure fails the step
+ * with the PCR and both values. Read does the same with a new nonce: a PCR that left the baseline
+ * is drift on that PCR of `baseline`, a quote that does not verify is drift on `guest`, never
+ * accepted silently. Nothing is made on the dom0; delete touches nothing.
+ */
+import { createHash } from "node:crypto";
+import {
+  defineResource,
+  driftMarker,
+  storedExtra,
+  type ChangeClasses,
+  type Context,
+  type ResourceDefinition,
+} from "../../core/define";
+import type { Dom0 } from "../../dom0/dom0";
+import { askRunningMember } from "../memberAgent";
+import {
+  checkPcrBaseline,
+  makeQuoteRequest,
+  parseTpm12PubKey,
+  parseTpm2Public,
+  PcrBaselineError,
+  QuoteVerificationError,
+  TpmFormatError,
+  verifyQuote,
+  type PcrDeparture,
+  type TpmPublicKey,
+} from "../../tpm";
+import {
+  memberAttestationSchema,
+  type BaselineInputs,
+  type MemberAttestationExtra,
+  type MemberAttestationInputs,
+} from "./args";
+
+const changes: ChangeClasses<MemberAttestationInputs> = {
+  connection: "replace",
+  // Another member is another attestation.
+  guest: "replace",
+  // Each of these is re-attested: another key, another baseline must be proved again.
+  tpmVersion: "inPlace",
+  akPublic: "inPlace",
+  baseline: "inPlace",
+  readyTimeoutSec: "inPlace",
+};
+
+/** A read asks the agent again but does not wait as long as a create, which may wait for a boot. */
+const READ_TIMEOUT_SEC = 30;
+
+/** Why a member is not admitted: a quote that did not verify, or PCRs off the baseline. */
+export type AttestationFailure =
+  | { readonly kind: "quote"; readonly error: QuoteVerificationError }
+  | { readonly kind: "baseline"; readonly departures: readonly PcrDeparture[] };
+
+export type AttestationOutcome =
+  | { readonly ok: true; readonly pcrs: Record<string, string> }
+  | { readonly ok: false; readonly failure: AttestationFailure };
+
+/** The baseline as the quote checker takes it: PCR index to expected bytes. */
+export function baselineMap(baseline: BaselineInputs): Map<number, Buffer> {
+  return new Map(Object.entries(baseline.pcrs).map(([i, hex]) => [Number(i), Buffer.from(hex, "hex")]));
+}
+
+/** SHA-256 of the PCR values in ascending PCR order, hex: the member's pcrDigest output. */
+export function pcrDigestOf(pcrs: Readonly<Record<string, string>>): string {
+  const values = Object.keys(pcrs)
+    .map(Number)
+    .sort((a, b) => a - b)
+    .map((i) => Buffer.from(pcrs[String(i)], "hex"));
+  return createHash("sha256").update(Buffer.concat(values)).digest("hex");
+}
+
+/** The certified AK, parsed from its stored public part. */
+export function certifiedAk(
+  v: Pick<MemberAttestationInputs, "tpmVersion" | "akPublic" | "guest">,
+): TpmPublicKey {
+  const bytes = Buffer.from(v.akPublic, "base64");
+  try {
+    return v.tpmVersion === "1.2" ? parseTpm12PubKey(bytes) : parseTpm2Public(bytes);
+  } catch (e) {
+    if (e instanceof TpmFormatError)
+      throw new Error(
+        `member ${v.guest}: akPublic is not a TPM ${v.tpmVersion} public key (${e.message}); pass the akPublic ` +
+          `output of the member's VtpmIdentity`,
+      );
+    throw e;
+  }
+}
+
+/**
+ * Judges an agent's answer to `request`: verified against the certified AK, then compared with
+ * the baseline. Pure.
+ */
+export function judgeQuote(
+  ak: TpmPublicKey,
+  request: ReturnType<typeof makeQuoteRequest>,
+  answer: string,
+  baseline: BaselineInputs,
+): AttestationOutcome {
+  let proved: Map<number, Buffer>;
+  try {
+    proved = new Map(verifyQuote({ ak, request, quote: answer }).pcrs);
+  } catch (e) {
+    if (e instanceof QuoteVerificationError) return { ok: false, failure: { kind: "quote", error: e } };
+    throw e;
+  }
+  try {
+    checkPcrBaseline(proved, baselineMap(baseline));
+  } catch (e) {
+    if (e instanceof PcrBaselineError)
+      return { ok: false, failure: { kind: "baseline", departures: e.departures } };
+    throw e;
+  }
+  return {
+    ok: true,
+    pcrs: Object.fromEntries(
+      [...proved].sort(([a], [b]) => a - b).map(([i, b]) => [String(i), b.toString("hex")]),
+    ),
+  };
+}
+
+/** One departure as users read it: the PCR, what the member proved, what the baseline says, and why. */
+export function departureText(d: PcrDeparture, baseline: BaselineInputs): string {
+  const source = baseline.sources?.[String(d.pcr)];
+  const found = d.found === undefined ? "not in the quote" : d.found;
+  return (
+    `PCR ${d.pcr} is ${found}, the baseline says ${d.expected}` +
+    (source ? ` (what the member booted differs from the ${source} declared)` : "")
+  );
+}
+
+/** The error of a step whose member is not admitted. */
+export function notAdmitted(guest: string, failure: AttestationFailure, baseline: BaselineInputs): string {
+  const why =
+    failure.kind === "quote"
+      ? `its quote does not verify against the AK its VtpmIdentity certified: ${failure.error.message}`
+      : failure.departures.map((d) => departureText(d, baseline)).join("; ");
+  return `member ${guest} is not admitted to its TVD: ${why}`;
+}
+
+/**
+ * What a refresh shows for a failed attestation: each PCR that left the baseline as a drift
+ * marker on that PCR's declared value in `baseline`, a quote that does not verify on `guest`.
+ */
+export function attestationDrift(
+  v: MemberAttestationInputs,
+  failure: AttestationFailure,
+): Partial<MemberAttestationInputs> {
+  if (failure.kind === "quote")
+    return {
+      guest: driftMarker(v.guest, "changed", `its quote does not verify: ${failure.error.message}`),
+    };
+  const pcrs = { ...v.baseline.pcrs };
+  for (const d of failure.departures)
+    pcrs[String(d.pcr)] = driftMarker(
+      v.baseline.pcrs[String(d.pcr)],
+      "changed",
+      `PCR ${d.pcr} is ${d.found ?? "not in the quote"}, the baseline says ${d.expected}`,
+    );
+  return { baseline: { ...v.baseline, pcrs } };
+}
+
+const dom0Of = (ctx: Context): Dom0 => ctx.dom0!;
+
+/** A quote of the baseline's PCRs with a fresh nonce through the member's agent, judged. */
+async function attest(
+  dom0: Dom0,
+  v: MemberAttestationInputs,
+  timeoutSec: number,
+): Promise<AttestationOutcome> {
+  const ak = certifiedAk(v);
+  const request = makeQuoteRequest({
+    tpm: v.tpmVersion,
+    pcrs: Object.keys(v.baseline.pcrs).map(Number),
+    bank: v.baseline.bank,
+  });
+  const answer = await dom0.agentExchange(
+    v.guest,
+    { write: "quote-request", answer: "quote", token: request.id, value: JSON.stringify(request) },
+    timeoutSec,
+  );
+  return judgeQuote(ak, request, answer, v.baseline);
+}
+
+/** Attests or fails the step with the PCR and both values. */
+async function admit(ctx: Context, v: MemberAttestationInputs): Promise<MemberAttestationExtra> {
+  const outcome = await attest(dom0Of(ctx), v, v.readyTimeoutSec);
+  if (!outcome.ok) throw new Error(notAdmitted(v.guest, outcome.failure, v.baseline));
+  return {
+    attested: true,
+    pcrs: outcome.pcrs,
+    pcrDigest: pcrDigestOf(outcome.pcrs),
+    attestedAt: new Date().toISOString(),
+  };
+}
+
+export const definition: ResourceDefinition<MemberAttestationInputs, MemberAttestationExtra> = {
+  kind: "MemberAttestation",
+  schema: memberAttestationSchema,
+  shape: memberAttestationSchema.shape,
+  changes,
+  // Create and update return what they proved; a second quote would prove nothing more.
+  observeAfterWrite: false,
+  id: (v) => v.guest,
+
+  /**
+   * Attests again with a fresh nonce. What was proved stays the record (so a refresh that finds
+   * the member as it was changes nothing); what left the baseline is drift on the inputs. A member
+   * that is not running cannot be asked: its Guest shows that, and the record stands.
+   */
+  async observe(ctx, v) {
+    const stored = storedExtra(definition, ctx.state) as unknown as MemberAttestationExtra;
+    const outcome = await askRunningMember(
+      attest(dom0Of(ctx), v, Math.min(v.readyTimeoutSec, READ_TIMEOUT_SEC)),
+    );
+    const seen = outcome === undefined || outcome.ok ? {} : attestationDrift(v, outcome.failure);
+    return { gone: false, seen, extra: stored };
+  },
+
+  async create(ctx, v) {
+    return admit(ctx, v);
+  },
+
+  /** Another AK, TPM version or baseline, or drift being repaired: proved again, or refused. */
+  async update(ctx, v) {
+    return admit(ctx, v);
+  },
+
+  /** Nothing was made on the dom0: the member's vTPM and its PCRs stay the member's. */
+  async delete() {},
+};
+
+export const memberAttestationLifecycle = defineResource(definition);
