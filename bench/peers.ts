@@ -73,6 +73,24 @@ function ratiosOf(f: SizeFigures, smallPreviewSec: number): Record<string, numbe
   return r;
 }
 
+const sec = (x: number) => `${round(x, 1)} s`;
+
+/** The issue's table for one size, as bench/README.md shows it. */
+function tableOf(f: SizeFigures): string {
+  const { pulumiTvd: p, ansibleDefaults: d, ansiblePipelining: a, sshPerCommand: s } = f;
+  return [
+    `${f.guests} guests on ${f.hosts} hosts (${f.resources} resources)`,
+    "",
+    "| operation | pulumi-tvd | Ansible 2.14, defaults | Ansible, pipelining | one ssh process per command |",
+    "| --- | --- | --- | --- | --- |",
+    `| create everything | ${sec(p.up.sec)} | ${sec(d.create.sec)} | ${sec(a.create.sec)} | ${sec(s.create.sec)} |`,
+    `| read everything back (\`preview --refresh\` / \`--check\`) | ${sec(p.previewRefresh.sec)} | ${sec(d.check.sec)} | ${sec(a.check.sec)} | ${sec(s.readBack.sec)} |`,
+    `| \`preview\` with no host contact | ${sec(p.preview.sec)} | – | – | – |`,
+    `| destroy everything | ${sec(p.destroy.sec)} | ${sec(d.destroy.sec)} | ${sec(a.destroy.sec)} | ${sec(s.destroy.sec)} |`,
+    "",
+  ].join("\n");
+}
+
 async function main(): Promise<void> {
   const sizes = sizesFrom(option("--guests") ?? "30,99,300");
   const scope = option("--scope") ?? (sizes.join(",") === "30,99,300" ? "full" : `${sizes.join(",")} only`);
@@ -120,6 +138,7 @@ async function main(): Promise<void> {
       ratios,
     };
     writeResult("peers.json", result);
+    console.log(Object.values(figures).map(tableOf).join("\n"));
     console.log(JSON.stringify({ scope, ratios }, null, 2));
   } finally {
     await labDown(stateDir);

@@ -19,18 +19,18 @@ import {
 } from "./workload";
 
 /**
- * $1 known_hosts, then per host: port, private key file, commands file (one command a line).
+ * $1 known_hosts, then per host: user@address, port, private key file, commands file (one a line).
  * Prints what the commands print; fails naming the first command that failed.
  */
 const RUNNER = `set -u
 known=$1; shift
 pids=()
 while [ $# -gt 0 ]; do
-  port=$1 key=$2 cmds=$3; shift 3
+  dest=$1 port=$2 key=$3 cmds=$4; shift 4
   (
     while IFS= read -r c; do
       ssh -n -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$known" \\
-        -o LogLevel=ERROR -i "$key" -p "$port" root@127.0.0.1 "$c" || { echo "port $port: failed: $c" >&2; exit 1; }
+        -o LogLevel=ERROR -i "$key" -p "$port" "$dest" "$c" || { echo "$dest:$port: failed: $c" >&2; exit 1; }
     done < "$cmds"
   ) &
   pids+=($!)
@@ -117,7 +117,7 @@ export class SshPerCommandWay {
       const commands = commandsOf(p);
       sshProcesses += commands.length;
       writeFileSync(file, commands.join("\n") + "\n");
-      args.push(String(p.host.port), p.host.privateKeyPath, file);
+      args.push(`${p.host.user}@${p.host.host}`, String(p.host.port), p.host.privateKeyPath, file);
     }
     const t = Date.now();
     const r = await run(["bash", "-c", RUNNER, "ssh-per-command", this.knownHostsFile, ...args], {
