@@ -298,7 +298,10 @@ export function driftFromEvents(events) {
       rows.push({ ...base, property: "(resource)", declared: "(recorded)", host: "(missing on the host)" });
     }
   }
-  return { rows, errors, resourcesChecked: resources.size, finished };
+  // In resource order, not the engine's (which varies with its parallelism): reports compare.
+  const byResource = (/** @type {DriftRow} */ a, /** @type {DriftRow} */ b) =>
+    a.resource < b.resource ? -1 : a.resource > b.resource ? 1 : 0;
+  return { rows: rows.sort(byResource), errors, resourcesChecked: resources.size, finished };
 }
 
 /**

@@ -365,8 +365,10 @@ describe("markdown", () => {
           expect(header.map((c) => c[0]?.text)).toEqual(["resource", "property", "declared", "on the host"]);
           // One row per resource, in order, each cell one code span: nothing broke out of its cell.
           expect(rows).toHaveLength(resources.length);
+          // Rows come in resource order (the type, then the name, as strings compare).
+          const ordered = [...resources].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
           rows.forEach((row, i) => {
-            const [name, key, declared, host] = resources[i];
+            const [name, key, declared, host] = ordered[i];
             expect(row).toHaveLength(4);
             const [resource, property, declaredText, hostText] = row.map(codeText);
             expect(resource.startsWith("t:m:Guest ")).toBe(true);
