@@ -106,6 +106,19 @@ export function destroyAfterFailure(domid: number): string[] {
   ];
 }
 
+/**
+ * What xl's monitor (the `xl create` child waiting for the domain to die) logs when the domain
+ * crashes and on_crash is destroy (xl_vmcontrol.c, handle_domain_death); reason 3 is a crash.
+ */
+export function crashedDomainLog(domid: number): string[] {
+  return [
+    `Domain ${domid} has shut down, reason code 3 0x3`,
+    "Action for shutdown reason code 3 is destroy",
+    `Domain ${domid} needs to be cleaned up: destroying the domain`,
+    "Done. Exiting now",
+  ];
+}
+
 export const xlErrors = {
   missingConfig: (file: string) =>
     new XlError([`Failed to read config file: ${file}: No such file or directory`], 3),

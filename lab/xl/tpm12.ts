@@ -22,6 +22,8 @@ const ORD = {
   ReadPubek: 0x7c,
   GetCapability: 0x65,
   Startup: 0x99,
+  Extend: 0x14,
+  PcrRead: 0x15,
 };
 const PP = { CMD_ENABLE: 0x0020, PRESENT: 0x0008 };
 /** TPM_INVALID_POSTINIT: TPM_Startup on a TPM that is already started. */
@@ -80,15 +82,21 @@ export class Tpm12 {
     w.resolve(answer);
   }
 
-  /** Sends one command; resolves with the return code and the response's parameters. */
-  transmit(ordinal: number, params?: Buffer): Promise<{ rc: number; body: Buffer }> {
+  /**
+   * Sends one whole command and resolves with the whole response. TPM 2.0 frames commands the
+   * same way (a 2-byte tag, a 4-byte size, a 4-byte code), so this serves both versions.
+   */
+  raw(cmd: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      this.waiting = {
-        resolve: (b) => resolve({ rc: b.readUInt32BE(6), body: b.subarray(10) }),
-        reject,
-      };
-      this.sock.write(command(ordinal, params));
+      this.waiting = { resolve, reject };
+      this.sock.write(cmd);
     });
+  }
+
+  /** Sends one command; resolves with the return code and the response's parameters. */
+  async transmit(ordinal: number, params?: Buffer): Promise<{ rc: number; body: Buffer }> {
+    const b = await this.raw(command(ordinal, params));
+    return { rc: b.readUInt32BE(6), body: b.subarray(10) };
   }
 
   async ok(ordinal: number, params?: Buffer): Promise<Buffer> {
@@ -102,8 +110,8 @@ export class Tpm12 {
   }
 }
 
-const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
-const u32 = (n: number) => {
+export const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
+export const u32 = (n: number) => {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(n);
   return b;
@@ -125,6 +133,18 @@ function ekKeyParms(): Buffer {
 export async function readPubek(tpm: Tpm12): Promise<Buffer> {
   const body = await tpm.ok(ORD.ReadPubek, randomBytes(20));
   return body.subarray(0, body.length - 20);
+}
+
+/** TPM_Extend: `new = SHA-1(old || digest)`; resolves with the PCR's new value. */
+export async function extend12(tpm: Tpm12, pcr: number, digest: Buffer): Promise<Buffer> {
+  if (digest.length !== 20)
+    throw new Error(`a TPM 1.2 extend takes a 20-byte digest, not ${digest.length} bytes`);
+  return (await tpm.ok(ORD.Extend, Buffer.concat([u32(pcr), digest]))).subarray(0, 20);
+}
+
+/** TPM_PCRRead: the PCR's value. */
+export async function pcrRead12(tpm: Tpm12, pcr: number): Promise<Buffer> {
+  return (await tpm.ok(ORD.PcrRead, u32(pcr))).subarray(0, 20);
 }
 
 /** TPM_GetCapability(TPM_CAP_FLAG, TPM_CAP_FLAG_PERMANENT): disable, ownership, deactivated. */

@@ -20,7 +20,8 @@ import {
 } from "./render";
 import { bootGuest, stopGuest } from "./guest";
 import { missingBridge, plugVifs, unplugVifs } from "./network";
-import { isUuid, XlError, xlErrors } from "./specs";
+import { isPvGrub, pvGrubBoot } from "./pvgrub";
+import { crashedDomainLog, isUuid, XlError, xlErrors } from "./specs";
 import { startSwtpm, stopSwtpm } from "./swtpm";
 import {
   type DomainRecord,
@@ -164,6 +165,21 @@ function create(settings: HostSettings, args: string[]): XlOutput {
       vtpms: devices,
       ready: config.kind !== "vtpmmgr",
     };
+    // pv-grub runs in the new domain before any kernel: it measures what it boots into the
+    // guest's vTPM, or crashes the domain (on_crash: xl's monitor destroys it; create said 0).
+    let kernelRuns = config.kind === "guest";
+    if (config.kind === "guest" && isPvGrub(config.kernel)) {
+      miniOsBanner(record);
+      const vtpm = devices[0] && byName(state, devices[0].backendName);
+      const outcome = pvGrubBoot(config, vtpm, (line) => consoleLog(config.name, line));
+      if (outcome === "crashed") {
+        saveState(state);
+        xlLog(config.name, `Waiting for domain ${config.name} (domid ${domid}) to die [pid ${process.pid}]`);
+        for (const line of crashedDomainLog(domid)) xlLog(config.name, line);
+        return { stdout: "", stderr: stderr.join("\n") + "\n", exitCode: 0 };
+      }
+      kernelRuns = outcome === "kernel";
+    }
     try {
       record.netns = plugVifs(domid, config.name, config.nics);
     } catch (e) {
@@ -182,7 +198,7 @@ function create(settings: HostSettings, args: string[]): XlOutput {
         throw e;
       }
     }
-    if (config.kind === "guest") {
+    if (kernelRuns) {
       // The kernel's first line comes before anything its cloud-init starts.
       consoleLog(config.name, `[    0.000000] Linux version ${os.release()} (tvd-lab guest stand-in)`);
       try {
