@@ -8,6 +8,7 @@ import * as path from "node:path";
 import type { ChangeClass } from "../../provider/core/define";
 import * as guest from "../../provider/resources/guest/provider";
 import * as hostFacts from "../../provider/resources/hostFacts/provider";
+import * as memberAttestation from "../../provider/resources/memberAttestation/provider";
 import * as memberIdentity from "../../provider/resources/memberIdentity/provider";
 import * as seedImage from "../../provider/resources/seedImage/provider";
 import * as tvdAuthority from "../../provider/resources/tvdAuthority/provider";
@@ -28,6 +29,7 @@ const definitions = [
   seedImage.definition,
   tvdNetwork.definition,
   vtpmIdentity.definition,
+  memberAttestation.definition,
 ] as Array<{ kind: string; changes: Record<string, ChangeClass> }>;
 
 const MEANING: Record<ChangeClass, string> = {
