@@ -5,8 +5,8 @@
  *   npx jest <files or --selectProjects ...> --json --outputFile=/tmp/run.json
  *   node bench/test-suite-profile.js /tmp/run.json --as after --note "xen + e2e, --maxWorkers=3"
  *
- * A file's seconds are Jest's perfStats (its beforeAll/afterAll included, so the real-Xen file
- * counts its QEMU boot). `--as before` records the baseline. test/sequencer.js reads the result
+ * A file's seconds run from its start to its end as the JSON report gives them (its beforeAll and
+ * afterAll included, so the real-Xen file counts its QEMU boot). `--as before` records the baseline. test/sequencer.js reads the result
  * to hand out the longest files first on a machine with no timing cache of its own.
  */
 const { existsSync, readFileSync, writeFileSync } = require("node:fs");
@@ -24,11 +24,11 @@ function main(argv) {
   }
   const run = JSON.parse(readFileSync(input, "utf8"));
   const profile = existsSync(out) ? JSON.parse(readFileSync(out, "utf8")) : { runs: [], files: {} };
-  const ends = run.testResults.map((r) => r.perfStats.end);
+  const ends = run.testResults.map((r) => r.endTime);
   const wallSeconds = (Math.max(...ends) - run.startTime) / 1000;
   for (const r of run.testResults) {
     const file = path.relative(root, r.name);
-    const ms = r.perfStats.runtime ?? r.perfStats.end - r.perfStats.start;
+    const ms = r.endTime - r.startTime;
     profile.files[file] = { ...profile.files[file], [as]: Math.round(ms / 100) / 10 };
   }
   profile.runs.push({
