@@ -60,7 +60,7 @@ export interface LabAccess<H extends HostEntry = HostEntry> {
   /** Waits until a domain's console log contains `text` (a manager getting ready, say). */
   waitForConsole(name: string, domain: string, text: string, timeoutMs?: number): Promise<void>;
   /** Writes a file on a host (through stdin, so content needs no quoting). */
-  writeFile(name: string, file: string, content: string): Promise<void>;
+  writeFile(name: string, file: string, content: string | Buffer): Promise<void>;
 }
 
 export interface TestLab extends LabAccess<LabHostRecord> {
