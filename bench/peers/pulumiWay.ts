@@ -267,11 +267,20 @@ export class PulumiWay {
     return op;
   }
 
+  /**
+   * `refresh` (one read, no preview of it): throws unless every resource was read and found as it
+   * was. Its JSON display may leave unchanged resources out (--show-sames asks for them); the
+   * engine's summary counts them either way, so either proves the read.
+   */
   async refresh(): Promise<PulumiOp> {
-    const op = await this.operation(["refresh", "--yes", "--skip-preview"]);
-    if (op.refreshed !== this.resources)
-      throw new Error(`pulumi-tvd refresh read ${op.refreshed} resources, expected ${this.resources}`);
-    return op;
+    const op = await this.operation(["refresh", "--yes", "--skip-preview", "--show-sames"]);
+    const refreshed = op.refreshed || (op.changes.same === this.withStack ? this.resources : 0);
+    if (refreshed !== this.resources || op.roundTripsPerHost.some((n) => n === 0))
+      throw new Error(
+        `pulumi-tvd refresh read ${op.refreshed} resources (summary ${JSON.stringify(op.changes)}, ` +
+          `round trips per host ${op.roundTripsPerHost.join(",")}), expected ${this.resources} on every host`,
+      );
+    return { ...op, refreshed };
   }
 
   async destroy(): Promise<PulumiOp> {
