@@ -190,14 +190,24 @@ export class Dom0 {
   }
 
   /**
-   * What is really on the dom0 for one domain and its artifacts: read only, one round trip or a
-   * part of one (see read).
+   * What is really on the dom0 for one domain and its artifacts: read only, two reads of one round
+   * trip (see read), the host's `xl list -l` shared by every inspection of a batch.
    */
   async inspect(domain: string, targets: readonly InspectTarget[]): Promise<Inspection> {
-    const r = await this.read(scriptArgv(INSPECT, inspectArgs(domain, targets)));
+    const [list, r] = await Promise.all([
+      this.read(["xl", "list", "-l"]),
+      this.read(scriptArgv(INSPECT, inspectArgs(domain, targets))),
+    ]);
     if (r.exitCode !== 0)
       throw new RemoteCommandError(this.endpoint, `inspect ${domain}`, r.exitCode, r.stderr);
-    return parseInspection(r.stdout);
+    if (list.exitCode !== 0)
+      throw new RemoteCommandError(
+        this.endpoint,
+        `inspect ${domain}: xl list -l`,
+        list.exitCode,
+        list.stderr,
+      );
+    return parseInspection(domain, r.stdout, parseXlListLong(list.stdout, list.stderr, "xl list -l"));
   }
 
   /**

@@ -75,24 +75,29 @@ export function parseXlListLong(stdout: string, stderr: string, command: string)
   );
 }
 
-export function parseInspection(stdout: string): Inspection {
+/** The entry of `domain` in the host's `xl list -l`, or undefined when it is not running. */
+export function domainEntry(list: readonly XlListLongEntry[], domain: string): XlListLongEntry | undefined {
+  return list.find((d) => (d.config?.c_info as { name?: unknown } | undefined)?.name === domain);
+}
+
+/**
+ * What INSPECT printed about `domain`'s devices and files, with its entry in the host's
+ * `xl list -l` (`list`, parsed by parseXlListLong).
+ */
+export function parseInspection(
+  domain: string,
+  stdout: string,
+  list: readonly XlListLongEntry[],
+): Inspection {
   const values = new Map<string, string>();
   for (const line of stdout.split("\n")) {
     const tab = line.indexOf("\t");
     if (tab > 0) values.set(line.slice(0, tab), Buffer.from(line.slice(tab + 1), "base64").toString("utf8"));
   }
-  const running = values.get("xl-list-rc") === "0";
-  let config: Record<string, unknown> | undefined;
-  let domid: number | undefined;
-  if (running) {
-    const list = parseXlListLong(
-      values.get("xl-list") ?? "",
-      values.get("xl-list-stderr") ?? "",
-      "xl list -l",
-    );
-    config = list[0]?.config;
-    domid = list[0]?.domid;
-  }
+  const entry = domainEntry(list, domain);
+  const running = entry !== undefined;
+  const config = entry?.config;
+  const domid = entry?.domid;
   const files: Record<string, FileReport> = {};
   for (const [key, value] of values) {
     const colon = key.indexOf(":");

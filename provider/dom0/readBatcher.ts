@@ -55,31 +55,35 @@ class ReadBatcher {
   }
 
   private async send(reads: PendingRead[]): Promise<void> {
+    // Identical reads of one batch (every inspection's `xl list -l`) run once and share the result.
+    const distinct = [...new Map(reads.map((r) => [JSON.stringify(r.argv), r.argv])).entries()];
+    const index = new Map(distinct.map(([key], i) => [key, i]));
     try {
       // A lone read goes as itself: the same command, step label and fault patterns as before.
-      if (reads.length === 1) {
-        reads[0].resolve(await this.session.run(reads[0].argv));
-        return;
-      }
-      const batch = await this.session.run(readBatchArgv(), {
-        stdin: renderReadBatch(reads.map((r) => r.argv)),
-      });
-      const results = splitReadBatch(batch.stdout, reads.length);
-      reads.forEach((read, i) => {
-        read.resolve(
-          results[i] ?? {
-            stdout: "",
-            stderr:
-              `no result: the batch of ${reads.length} reads it was part of ended early ` +
-              `(exit ${batch.exitCode ?? "signal"})${batch.stderr.trim() ? `: ${batch.stderr.trim()}` : ""}`,
-            exitCode: null,
-          },
-        );
-      });
+      const results =
+        distinct.length === 1
+          ? [await this.session.run(distinct[0][1])]
+          : await this.batch(distinct.map(([, argv]) => argv));
+      for (const read of reads) read.resolve(results[index.get(JSON.stringify(read.argv))!]);
     } catch (e) {
       // The connection itself failed: every read on it did.
       for (const read of reads) read.reject(e);
     }
+  }
+
+  /** Runs distinct reads as one READ_BATCH; a read the batch did not report gets a result that says so. */
+  private async batch(argvs: ReadonlyArray<readonly string[]>): Promise<ExecResult[]> {
+    const batch = await this.session.run(readBatchArgv(), { stdin: renderReadBatch(argvs) });
+    return splitReadBatch(batch.stdout, argvs.length).map(
+      (result) =>
+        result ?? {
+          stdout: "",
+          stderr:
+            `no result: the batch of ${argvs.length} reads it was part of ended early ` +
+            `(exit ${batch.exitCode ?? "signal"})${batch.stderr.trim() ? `: ${batch.stderr.trim()}` : ""}`,
+          exitCode: null,
+        },
+    );
   }
 }
 

@@ -76,20 +76,20 @@ if ! ln -- "$tmp" "$p" 2>/dev/null; then echo "refusing to overwrite $p: it exis
 export const LOCK_DIR = "/var/lib/xen/pulumi-tvd/locks";
 
 /**
- * Everything `read` needs about one domain and its artifacts, in one round trip.
- * $1 domain name, then role=path arguments: config=<xl.cfg>, image=<raw image>,
- * overlay=<qcow2>, checksum=<any file>. Prints `key<TAB>base64(value)` lines (see
- * parseInspection). sha256sum reads stdin so that a path with a backslash or newline cannot
- * change its output's shape. Each tool's stdout and stderr are kept apart (`<key>` and
- * `<key>-stderr`): libxl and qemu-img print warnings on stderr around good output, and only
- * stdout is parsed.
+ * Everything `read` needs about one domain's devices and its artifacts, in one round trip (or a
+ * part of one); the domain itself is found in the host's `xl list -l`, which Dom0.inspect reads
+ * once for every inspection of a batch. $1 domain name, then role=path arguments:
+ * config=<xl.cfg>, image=<raw image>, overlay=<qcow2>, checksum=<any file>. Prints
+ * `key<TAB>base64(value)` lines (see parseInspection). sha256sum reads stdin so that a path with
+ * a backslash or newline cannot change its output's shape. Each tool's stdout and stderr are kept
+ * apart (`<key>` and `<key>-stderr`): libxl and qemu-img print warnings on stderr around good
+ * output, and only stdout is parsed.
  */
 export const INSPECT = `set -u
 ${IGNORE_SIGPIPE}
 emit() { printf '%s\\t%s\\n' "$1" "$(printf '%s' "$2" | base64 -w0)"; }
 errf=$(mktemp); trap 'rm -f -- "$errf"' EXIT
 dom=$1; shift
-out=$(xl list -l "$dom" 2>"$errf"); emit xl-list-rc "$?"; emit xl-list "$out"; emit xl-list-stderr "$(cat -- "$errf")"
 out=$(xl vtpm-list "$dom" 2>"$errf"); emit vtpm-list "$out"; emit vtpm-list-stderr "$(cat -- "$errf")"
 for a in "$@"; do
   role=\${a%%=*}; p=\${a#*=}

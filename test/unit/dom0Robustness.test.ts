@@ -50,17 +50,16 @@ describe("`xl list -l ... 2>&1` breaks on a libxl warning", () => {
     "0   3  ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839      0     4     -1       -1 /local/domain/3/backend/vtpm/7/0\n";
 
   it("parses xl's stdout only, whatever libxl printed on stderr", () => {
+    // The host's `xl list -l` is parsed from its stdout alone (Dom0.inspect), its stderr apart.
+    const list = parseXlListLong(JSON.stringify(domain), warning, "xl list -l");
     const stdout = [
-      `xl-list-rc\t${b64("0")}`,
-      `xl-list\t${b64(JSON.stringify(domain))}`,
-      `xl-list-stderr\t${b64(warning)}`,
       `vtpm-list\t${b64(VTPM_LIST)}`,
       `vtpm-list-stderr\t${b64(warning)}`,
       `size:/var/lib/xen/images/g.qcow2\t${b64("196616")}`,
       `qemu:/var/lib/xen/images/g.qcow2\t${b64('{"format": "qcow2", "backing-filename": "/b.raw"}')}`,
       `qemu-stderr:/var/lib/xen/images/g.qcow2\t${b64("qemu-img: warning: something")}`,
     ].join("\n");
-    const r = parseInspection(stdout);
+    const r = parseInspection("i1", stdout, list);
     expect(r.domain).toEqual({
       running: true,
       domid: 7,

@@ -18,9 +18,11 @@ describe("parseVtpmList", () => {
 
 describe("parseInspection", () => {
   it("puts a domain, its files and an overlay's backing file together", () => {
+    const list = [
+      { domid: 0, config: { c_info: { name: "Domain-0" } } },
+      { domid: 7, config: { c_info: { name: "g" } } },
+    ];
     const stdout = [
-      `xl-list-rc\t${b64("0")}`,
-      `xl-list\t${b64(JSON.stringify([{ domid: 7, config: { c_info: { name: "g" } } }]))}`,
       `vtpm-list\t${b64("Idx BE Uuid\n0   2  ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839      0     4     -1       -1 /x\n")}`,
       `size:/etc/xen/g.cfg\t${b64("12")}`,
       `content:/etc/xen/g.cfg\t${b64('name="g"\n')}`,
@@ -28,7 +30,7 @@ describe("parseInspection", () => {
       `qemu:/o.qcow2\t${b64(JSON.stringify({ format: "qcow2", "backing-filename": "/b.raw", "backing-filename-format": "raw" }))}`,
       `missing:/gone.img\t`,
     ].join("\n");
-    expect(parseInspection(stdout)).toEqual({
+    expect(parseInspection("g", stdout, list)).toEqual({
       domain: {
         running: true,
         domid: 7,
@@ -47,9 +49,10 @@ describe("parseInspection", () => {
     });
   });
 
-  it("reports a stopped domain without its config", () => {
-    const stdout = `xl-list-rc\t${b64("1")}\nxl-list\t${b64("g is an invalid domain identifier (rc=-6)")}\n`;
-    expect(parseInspection(stdout).domain).toEqual({
+  it("reports a domain the host's list does not hold as stopped, without its config or devices", () => {
+    const list = [{ domid: 3, config: { c_info: { name: "g2" } } }];
+    const stdout = `vtpm-list-stderr\t${b64("g is an invalid domain identifier")}\n`;
+    expect(parseInspection("g", stdout, list).domain).toEqual({
       running: false,
       config: undefined,
       domid: undefined,
@@ -60,13 +63,12 @@ describe("parseInspection", () => {
   it("reads a checksum target's sha256, and leaves it unset when the file could not be read", () => {
     const hash = "a".repeat(64);
     const stdout = [
-      `xl-list-rc\t${b64("1")}`,
       `size:/s.img\t${b64("1048576")}`,
       `sha256:/s.img\t${b64(hash)}`,
       `size:/unreadable.img\t${b64("10")}`,
       `sha256:/unreadable.img\t${b64("")}`,
     ].join("\n");
-    expect(parseInspection(stdout).files).toEqual({
+    expect(parseInspection("m1", stdout, []).files).toEqual({
       "/s.img": { exists: true, sizeBytes: 1048576, sha256: hash },
       "/unreadable.img": { exists: true, sizeBytes: 10 },
     });
