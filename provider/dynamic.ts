@@ -11,7 +11,8 @@ export type ResourceKind =
   | "SeedImage"
   | "TvdNetwork"
   | "VtpmIdentity"
-  | "MemberAttestation";
+  | "MemberAttestation"
+  | "MemberPort";
 
 /**
  * The provider object Pulumi serializes into state with every resource. It must stay tiny and

@@ -9,6 +9,7 @@ import { guestLifecycle } from "./resources/guest/provider";
 import { hostFactsLifecycle } from "./resources/hostFacts/provider";
 import { memberAttestationLifecycle } from "./resources/memberAttestation/provider";
 import { memberIdentityLifecycle } from "./resources/memberIdentity/provider";
+import { memberPortLifecycle } from "./resources/memberPort/provider";
 import { tvdAuthorityLifecycle } from "./resources/tvdAuthority/provider";
 import { seedImageLifecycle } from "./resources/seedImage/provider";
 import { tvdNetworkLifecycle } from "./resources/tvdNetwork/provider";
@@ -27,6 +28,7 @@ const lifecycles: Partial<Record<ResourceKind, pulumi.dynamic.ResourceProvider>>
   TvdNetwork: tvdNetworkLifecycle,
   VtpmIdentity: vtpmIdentityLifecycle,
   MemberAttestation: memberAttestationLifecycle,
+  MemberPort: memberPortLifecycle,
 };
 
 export function lifecycle(kind: ResourceKind): pulumi.dynamic.ResourceProvider {

@@ -72,7 +72,12 @@ export function domainJson(d: DomainRecord): Record<string, unknown> {
     }));
   }
   if (c.nics.length) {
-    config.nics = c.nics.map((n, devid) => ({ devid, ...n }));
+    // libxl_device_nic calls the spec's vifname= `ifname`.
+    config.nics = c.nics.map(({ vifname, ...n }, devid) => ({
+      devid,
+      ...n,
+      ...(vifname === undefined ? {} : { ifname: vifname }),
+    }));
   }
   if (d.vtpms.length) {
     config.vtpms = d.vtpms.map((v) => ({ backend_domname: v.backendName, devid: v.devid, uuid: v.uuid }));

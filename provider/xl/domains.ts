@@ -113,10 +113,19 @@ export interface GuestVif {
   readonly mac?: string;
   /** The guest's address (CIDR), for vif scripts and routing; the guest itself learns it from its seed. */
   readonly ip?: string;
+  /** dom0's name for the backend interface; xl's vif<domid>.<devid> when unset. */
+  readonly vifname?: string;
 }
 
 export function renderVifSpec(v: GuestVif): string {
-  return [`bridge=${v.bridge}`, v.mac && `mac=${v.mac}`, v.ip && `ip=${v.ip}`].filter(Boolean).join(",");
+  return [
+    `bridge=${v.bridge}`,
+    v.mac && `mac=${v.mac}`,
+    v.ip && `ip=${v.ip}`,
+    v.vifname && `vifname=${v.vifname}`,
+  ]
+    .filter(Boolean)
+    .join(",");
 }
 
 export interface GuestDomain {

@@ -127,8 +127,13 @@ export function observeGuestConfig(text: string): Observed<ObservedGuest> {
       return { target, format, vdev, access };
     }),
     vifs: (list(settings.get("vif")) ?? []).map((spec) => {
-      const { bridge = "xenbr0", mac, ip } = specFields(spec);
-      return { bridge, ...(mac === undefined ? {} : { mac }), ...(ip === undefined ? {} : { ip }) };
+      const { bridge = "xenbr0", mac, ip, vifname } = specFields(spec);
+      return {
+        bridge,
+        ...(mac === undefined ? {} : { mac }),
+        ...(ip === undefined ? {} : { ip }),
+        ...(vifname === undefined ? {} : { vifname }),
+      };
     }),
     vtpm: list(settings.get("vtpm"))?.map(specFields)[0]?.backend,
   }));

@@ -15,7 +15,8 @@ interface RunningConfig {
     cmdline?: string;
   };
   disks?: Array<{ pdev_path?: string }>;
-  nics?: Array<{ bridge?: string; mac?: string; ip?: string }>;
+  /** libxl_device_nic: `ifname` is the spec's vifname=. */
+  nics?: Array<{ bridge?: string; mac?: string; ip?: string; ifname?: string }>;
   vtpms?: Array<{ backend_domname?: string; uuid?: string }>;
 }
 
@@ -81,7 +82,8 @@ export function runningDiffers(config: Record<string, unknown> | undefined, desi
       (v, i) =>
         (v.bridge !== undefined && v.bridge !== nics[i].bridge) ||
         (v.mac !== undefined && v.mac !== nics[i].mac) ||
-        (v.ip !== undefined && v.ip !== nics[i].ip),
+        (v.ip !== undefined && v.ip !== nics[i].ip) ||
+        (v.vifname !== undefined && v.vifname !== nics[i].ifname),
     )
   )
     out.push("vif");

@@ -39,6 +39,7 @@ import * as guest from "../../provider/resources/guest/provider";
 import * as hostFacts from "../../provider/resources/hostFacts/provider";
 import * as memberAttestation from "../../provider/resources/memberAttestation/provider";
 import * as memberIdentity from "../../provider/resources/memberIdentity/provider";
+import * as memberPort from "../../provider/resources/memberPort/provider";
 import { memberSeedOf, seedPathOf } from "../../provider/resources/seedImage/args";
 import * as seedImage from "../../provider/resources/seedImage/provider";
 import { configPathOf } from "../../provider/resources/stubdom";
@@ -337,6 +338,12 @@ export const HOSTILE_INPUTS: readonly HostileInput[] = [
   { kind: "Guest", name: "vifs.0.mac", valid: MACS, shape: MAC_SHAPE },
   {
     kind: "Guest",
+    name: "vifs.0.vifname",
+    valid: ["tvp-red-01", "p0", "t.1_a"],
+    shape: /^[A-Za-z0-9_.-]{1,17}$/,
+  },
+  {
+    kind: "Guest",
     name: "vifs.0.ip",
     valid: ["10.50.0.11/24", "192.168.1.255/32"],
     shape: /^[\d.]{7,15}\/\d{1,2}$/,
@@ -449,8 +456,25 @@ export const HOSTILE_INPUTS: readonly HostileInput[] = [
     valid: ["tvd-red", "br0x", "t.1_a"],
     shape: /^[A-Za-z0-9_.-]{1,17}$/,
   },
+  {
+    kind: "TvdNetwork",
+    name: "holdingBridge",
+    valid: ["tvh-red", "br1x", "t.2_a"],
+    shape: /^[A-Za-z0-9_.-]{1,17}$/,
+  },
   { kind: "TvdNetwork", name: "localIp", valid: ["10.99.0.1", ...IPV4S], shape: IPV4_SHAPE },
   { kind: "TvdNetwork", name: "peers.0", valid: ["10.99.0.2", ...IPV4S], shape: IPV4_SHAPE },
+
+  { kind: "MemberPort", name: "port", valid: ["tvp-red-01", "p0", "t.1_a"], shape: /^[A-Za-z0-9_.-]{1,17}$/ },
+  { kind: "MemberPort", name: "domain", valid: DOMAIN_NAMES, shape: DOMAIN_SHAPE },
+  { kind: "MemberPort", name: "bridge", valid: ["tvd-red", "br0x"], shape: /^[A-Za-z0-9_.-]{1,17}$/ },
+  { kind: "MemberPort", name: "holdingBridge", valid: ["tvh-red", "br1x"], shape: /^[A-Za-z0-9_.-]{1,17}$/ },
+  {
+    kind: "MemberPort",
+    name: "admission",
+    valid: ["ab".repeat(32), "0".repeat(40)],
+    shape: /^[0-9a-f]{40,64}$/,
+  },
 
   { kind: "TvdAuthority", name: "tvdName", valid: DOMAIN_NAMES, shape: DOMAIN_SHAPE },
   { kind: "MemberIdentity", name: "memberName", valid: DOMAIN_NAMES, shape: DOMAIN_SHAPE },
@@ -700,6 +724,15 @@ function baseProps(kind: ResourceKind, env: HostileEnv): Record<string, unknown>
       };
     case "VtpmIdentity":
       return { connection, guest: "red-01", caCertPem: env.ca.certPem, caKeyPem: env.ca.keyPem };
+    case "MemberPort":
+      return {
+        connection,
+        port: "tvp-red-01",
+        domain: "red-01",
+        bridge: "tvd-red",
+        holdingBridge: "tvh-red",
+        admission: "ab".repeat(32),
+      };
     case "MemberAttestation":
       return {
         connection,
@@ -798,6 +831,7 @@ const DEFINITIONS: Record<ResourceKind, ResourceDefinition<object, object>> = {
   MemberIdentity: memberIdentity.definition as unknown as ResourceDefinition<object, object>,
   VtpmIdentity: vtpmIdentity.definition as unknown as ResourceDefinition<object, object>,
   MemberAttestation: memberAttestation.definition as unknown as ResourceDefinition<object, object>,
+  MemberPort: memberPort.definition as unknown as ResourceDefinition<object, object>,
 };
 
 /** Tries one value of one input. */

@@ -10,6 +10,7 @@ import * as guest from "../../provider/resources/guest/provider";
 import * as hostFacts from "../../provider/resources/hostFacts/provider";
 import * as memberAttestation from "../../provider/resources/memberAttestation/provider";
 import * as memberIdentity from "../../provider/resources/memberIdentity/provider";
+import * as memberPort from "../../provider/resources/memberPort/provider";
 import * as seedImage from "../../provider/resources/seedImage/provider";
 import * as tvdAuthority from "../../provider/resources/tvdAuthority/provider";
 import * as tvdNetwork from "../../provider/resources/tvdNetwork/provider";
@@ -30,6 +31,7 @@ const definitions = [
   tvdNetwork.definition,
   vtpmIdentity.definition,
   memberAttestation.definition,
+  memberPort.definition,
 ] as Array<{ kind: string; changes: Record<string, ChangeClass> }>;
 
 const MEANING: Record<ChangeClass, string> = {

@@ -8,6 +8,20 @@ import { configPathOf } from "../stubdom";
 const diskFormat = z.enum(["raw", "qcow2"]);
 const VCPUS = "must be a whole number of vCPUs from 1 to 128";
 
+/**
+ * A vif's backend interface name: a Linux interface name (at most 15 characters), never one of
+ * xl's own vif<domid>.<devid> names, which another domain's vif takes when that domain starts.
+ */
+export const vifName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/,
+    "must be an interface name of 1 to 15 letters, digits, '_', '.' or '-', starting with a letter or digit, such as tvp-red-01",
+  )
+  .refine((n) => !/^vif\d/.test(n), {
+    message: "must not look like xl's own vif<domid>.<devid> names: choose a name such as tvp-<member>",
+  });
+
 /** A network interface on a dom0 bridge; every value goes into an xl vif spec unquoted. */
 const vif = z.strictObject({
   /** A Linux interface name: at most 15 characters (IFNAMSIZ less the NUL). */
@@ -27,6 +41,12 @@ const vif = z.strictObject({
       "must be an IPv4 address with its prefix length, such as 10.50.0.11/24",
     )
     .optional(),
+  /**
+   * The name of the vif's backend interface in dom0, the same each time the guest starts, so that
+   * dom0 can find its port (a MemberPort moves it between a TVD's holding and TVD bridges).
+   * @default - xl's vif<domid>.<devid>, which changes with every start
+   */
+  vifname: vifName.optional(),
 });
 
 /** A disk the guest sees besides its overlay; pulumi-tvd attaches it but never creates it. */

@@ -85,6 +85,17 @@ const overlayOf = (v: GuestInputs): Artifact => ({
   property: "overlayPath",
 });
 
+/**
+ * The vifs' backend interfaces that have a name of their own: the guest's on the host, so that no
+ * other interface takes the name and a MemberPort knows whose port it moves.
+ */
+const vifLinksOf = (v: GuestInputs): Artifact[] =>
+  v.vifs.flatMap((vif, i) =>
+    vif.vifname
+      ? [{ type: "link", name: vif.vifname, role: "guest vif", property: `vifs.${i}.vifname` }]
+      : [],
+  );
+
 /** A new overlay on the base image, never over an existing one, with errors that say the fix. */
 async function createOverlay(dom0: Dom0, v: GuestInputs): Promise<void> {
   try {
@@ -127,7 +138,7 @@ export const definition: ResourceDefinition<GuestInputs, GuestExtra> = {
   shape: guestSchema.shape,
   changes,
   derived: (v) => ({ overlayPath: overlayPathOf(v), kernel: kernelOf(v) }),
-  artifacts: (v) => [...domainArtifacts(v, kind.what), overlayOf(v)],
+  artifacts: (v) => [...domainArtifacts(v, kind.what), overlayOf(v), ...vifLinksOf(v)],
   uses: (v) =>
     v.extraDisks.map((d, i) => ({
       type: "file",

@@ -10,6 +10,12 @@ export interface GuestVifArgs {
   readonly mac?: string;
   /** The guest's address with its prefix, e.g. "10.50.0.11/24". @default - none (the guest's seed or DHCP decides) */
   readonly ip?: string;
+  /**
+   * dom0's name for the vif's backend interface, the same at every start (a TVD member's port is
+   * found by it). At most 15 characters, not vif<N>...
+   * @default - xl's vif<domid>.<devid>
+   */
+  readonly vifname?: string;
 }
 
 export interface GuestDiskArgs {

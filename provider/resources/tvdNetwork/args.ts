@@ -51,6 +51,13 @@ export const tvdNetworkShape = z.strictObject({
   connection: connectionSchema,
   bridge: bridgeName,
   vni: z.number().int(VNI).min(1, VNI).max(16777215, VNI),
+  /**
+   * The TVD's holding bridge on this host: its members' vifs are declared on it and come up there
+   * at every start; it is kept down (its ports forward nothing, to one another or to dom0) and has
+   * no uplink, and a MemberPort moves an attested member's port onto the TVD bridge.
+   * @default - none: guests' vifs join the TVD bridge directly, with no admission
+   */
+  holdingBridge: bridgeName.optional(),
   /** This host's address on the underlay; the VXLAN's packets leave from it. */
   localIp: unicastIpv4,
   /** The underlay addresses of the TVD's other hosts. @default - none (a TVD on one host) */
@@ -72,6 +79,13 @@ function checkPeers(
   v: Partial<Record<keyof z.input<typeof tvdNetworkShape>, unknown>>,
   ctx: z.RefinementCtx,
 ) {
+  if (v.holdingBridge !== undefined && v.holdingBridge === v.bridge) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["holdingBridge"],
+      message: `${String(v.holdingBridge)} is the TVD bridge itself: give the holding bridge its own name, such as tvh-<tvd>`,
+    });
+  }
   if (!Array.isArray(v.peers)) return;
   const first = new Map<unknown, number>();
   v.peers.forEach((p, i) => {

@@ -10,6 +10,7 @@ import type { TvdNetworkInputs } from "./args";
 
 interface IpLink {
   ifname?: string;
+  flags?: string[];
   mtu?: number;
   master?: string;
   linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; port?: number } };
@@ -32,6 +33,8 @@ export interface NetworkObservation {
   readonly vxlanMtu?: number;
   /** Head-end replication targets: the all-zero fdb entries' destinations. */
   readonly peers: string[];
+  /** The holding bridge, when one is declared: whether it exists, and whether it is up. */
+  readonly hold?: { readonly present: boolean; readonly up: boolean };
 }
 
 export function observeNetwork(
@@ -39,8 +42,12 @@ export function observeNetwork(
   fdb: readonly unknown[],
   bridge: string,
   vxlan: string,
+  holdingBridge?: string,
 ): NetworkObservation {
   const all = links as IpLink[];
+  const hold = holdingBridge
+    ? all.find((l) => l.ifname === holdingBridge && l.linkinfo?.info_kind === "bridge")
+    : undefined;
   const br = all.find((l) => l.ifname === bridge && l.linkinfo?.info_kind === "bridge");
   const vx = all.find((l) => l.ifname === vxlan && l.linkinfo?.info_kind === "vxlan");
   const info = vx?.linkinfo?.info_data;
@@ -56,6 +63,9 @@ export function observeNetwork(
     peers: vx
       ? (fdb as FdbEntry[]).filter((e) => e.mac === "00:00:00:00:00:00" && e.dst).map((e) => e.dst!)
       : [],
+    ...(holdingBridge
+      ? { hold: { present: hold !== undefined, up: hold?.flags?.includes("UP") === true } }
+      : {}),
   };
 }
 
@@ -76,6 +86,14 @@ export function inputsSeen(v: TvdNetworkInputs, seen: NetworkObservation): Parti
   if (br !== undefined && vx !== undefined && br !== vx)
     out.mtu = driftMarker(v.mtu, "changed", `${v.bridge} has MTU ${br}, vx${v.vni} ${vx}`);
   else if ((br ?? vx) !== undefined) out.mtu = br ?? vx;
+  if (v.holdingBridge && seen.hold && !seen.hold.present)
+    out.holdingBridge = driftMarker(v.holdingBridge, "missing");
+  else if (v.holdingBridge && seen.hold?.up)
+    out.holdingBridge = driftMarker(
+      v.holdingBridge,
+      "changed",
+      `${v.holdingBridge} is up: held ports could reach one another`,
+    );
   if (seen.vxlanPresent) {
     const declared = v.peers.filter((p) => seen.peers.includes(p));
     const extra = seen.peers.filter((p) => !v.peers.includes(p)).sort();

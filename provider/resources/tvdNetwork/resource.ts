@@ -14,6 +14,13 @@ export interface TvdNetworkArgs {
   readonly bridge: pulumi.Input<string>;
   /** The TVD's VXLAN network identifier (1 to 16777215), the same on every host it spans, and unique per TVD. */
   readonly vni: pulumi.Input<number>;
+  /**
+   * A holding bridge on this dom0 for the TVD's members, e.g. "tvh-red": their vifs are declared
+   * on it and come up there at every start; it is kept down, so a held port reaches nothing, and
+   * a MemberPort moves an attested member's port onto the TVD bridge.
+   * @default - none: guests join the TVD bridge directly
+   */
+  readonly holdingBridge?: pulumi.Input<string>;
   /** This dom0's address on the underlay between hosts; the VXLAN's packets leave from it. */
   readonly localIp: pulumi.Input<string>;
   /** The underlay addresses of the TVD's other hosts. @default [] (a TVD on one host) */
@@ -42,6 +49,7 @@ export interface TvdNetworkArgs {
  */
 export class TvdNetwork extends TvdResource {
   declare public readonly bridge: pulumi.Output<string>;
+  declare public readonly holdingBridge: pulumi.Output<string | undefined>;
   declare public readonly vni: pulumi.Output<number>;
   declare public readonly localIp: pulumi.Output<string>;
   declare public readonly peers: pulumi.Output<string[]>;

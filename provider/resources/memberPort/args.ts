@@ -1,0 +1,46 @@
+import { z } from "zod";
+import { domainName } from "../../names";
+import { connectionSchema } from "../../transport/connection";
+import { vifName } from "../guest/args";
+import { bridgeName } from "../tvdNetwork/args";
+
+/**
+ * A TVD member's port and where it belongs: on the TVD bridge once the member is admitted, on the
+ * holding bridge otherwise. `admission` is what the admission rests on (the member's attested PCR
+ * digest): it exists only once the attestation passed, so the port cannot be admitted before.
+ */
+export const memberPortShape = z.strictObject({
+  connection: connectionSchema,
+  /** The member's vif backend interface in dom0 (its Guest's `vifname`). */
+  port: vifName,
+  /** The member's domain, whose guest owns the port. */
+  domain: domainName,
+  /** The TVD bridge an admitted port is on. */
+  bridge: bridgeName,
+  /** The TVD's holding bridge on this host, where a port that is not admitted stays. */
+  holdingBridge: bridgeName,
+  /** What the admission rests on, e.g. the PCR digest the member's attestation proved. */
+  admission: z
+    .string()
+    .regex(/^[0-9a-f]{40,128}$/, "must be the member's attested PCR digest: 40 to 128 lowercase hex digits"),
+  /**
+   * Whether the member is admitted now: false (its attestation failed since) puts the port back on
+   * the holding bridge.
+   * @default true
+   */
+  admitted: z.boolean().default(true),
+});
+
+export const memberPortSchema = memberPortShape.superRefine(
+  (v, ctx) => {
+    if (typeof v.bridge === "string" && v.bridge === v.holdingBridge)
+      ctx.addIssue({
+        code: "custom",
+        path: ["holdingBridge"],
+        message: `${v.holdingBridge} is the TVD bridge itself: give the TVD network's holdingBridge`,
+      });
+  },
+  { when: () => true },
+);
+
+export type MemberPortInputs = z.output<typeof memberPortSchema>;
