@@ -24,14 +24,23 @@ export const PULUMI_TVD_DIR = "/var/lib/xen/pulumi-tvd";
 
 /**
  * What pulumi-tvd leaves after `destroy`, by design: the vTPM manager's image, archived (it holds
- * every vTPM's keys; the provider never deletes it), and its empty lock files. Throws on anything
- * else, then removes it, as an operator who means to wipe the host would.
+ * every vTPM's keys; the provider never deletes it), its ownership record (role "archived ..."),
+ * and empty lock files. Throws on anything else, then removes it, as an operator who means to wipe
+ * the host would.
  */
 async function removeArchivedManagerKeys(hosts: readonly LabHostRecord[]): Promise<void> {
   const script = `set -eu
-left=$(find "$1" -type f ! -path "$1/archive/$2.img.*" ! \\( -name "*.lock" -empty \\) -print 2>/dev/null | head -5)
-if [ -n "$left" ]; then echo "pulumi-tvd left other files than the manager's archived image: $left" >&2; exit 1; fi
-rm -rf -- "$1"`;
+dir=$1; kept="file:$1/archive/$2.img."
+find "$dir" -type f ! \\( -name "*.lock" -empty \\) 2>/dev/null | while IFS= read -r f; do
+  case $f in
+    "$dir/archive/$2.img."*) continue ;;
+    "$dir/owners/"*)
+      case "$(sed -n 1p -- "$f")|$(sed -n 3p -- "$f")" in "$kept"*"|archived "*) continue ;; esac ;;
+  esac
+  echo "pulumi-tvd left other files than the manager's archived image: $f ($(head -c 200 -- "$f" | tr '\\n' ' '))" >&2
+  exit 1
+done
+rm -rf -- "$dir"`;
   for (const h of hosts) {
     const r = await inHost(h, ["sh", "-c", script, "sh", PULUMI_TVD_DIR, MANAGER]);
     if (r.code !== 0) throw new Error(`${h.name}: ${r.stderr}`);
