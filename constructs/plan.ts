@@ -97,6 +97,16 @@ export function macFor(tvd: string, member: string): string {
   );
 }
 
+/**
+ * A member's port: the name of its vif's backend interface in dom0 (a Linux interface name, at
+ * most 15 characters), the same at every start. `tvp-<domain>` when that fits, else `tvp` and 12
+ * hex digits of the domain's SHA-256 (no '-' after tvp, so the two forms never meet).
+ */
+export function portNameFor(domain: string): string {
+  const readable = `tvp-${domain}`;
+  return readable.length <= 15 ? readable : `tvp${digest(`port:${domain}`).toString("hex").slice(0, 12)}`;
+}
+
 /** A VXLAN id for the TVD, stable for its name, away from the small ids people pick by hand. */
 export function vniFor(tvd: string): number {
   return 4096 + (digest(`vni:${tvd}`).readUInt32BE(0) % (16_777_215 - 4096));

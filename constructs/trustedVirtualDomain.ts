@@ -8,13 +8,14 @@ import {
 } from "../provider/resources/memberAttestation/baseline";
 import { MemberAttestation } from "../provider/resources/memberAttestation/resource";
 import { MemberIdentity } from "../provider/resources/memberIdentity/resource";
+import { MemberPort } from "../provider/resources/memberPort/resource";
 import { SeedImage } from "../provider/resources/seedImage/resource";
 import { TvdAuthority } from "../provider/resources/tvdAuthority/resource";
 import { TvdNetwork } from "../provider/resources/tvdNetwork/resource";
 import { Vtpm } from "../provider/resources/vtpm/resource";
 import { VtpmIdentity } from "../provider/resources/vtpmIdentity/resource";
 import { trustStateOf, tvdDiagram } from "./diagram";
-import { planMembers, TvdPlanError, vniFor, type MemberPlan, type TvdMemberSpec } from "./plan";
+import { planMembers, portNameFor, TvdPlanError, vniFor, type MemberPlan, type TvdMemberSpec } from "./plan";
 import type { XenHost } from "./xenHost";
 
 /** What every member's guest is built from; members may override memory and vCPUs. */
@@ -168,6 +169,11 @@ export interface TvdMember {
   readonly vtpmIdentity?: VtpmIdentity;
   /** Its admission by attestation; present with measuredBoot. */
   readonly attestation?: MemberAttestation;
+  /**
+   * Its port on the TVD bridge, moved there from the holding bridge once its attestation passed;
+   * present with measuredBoot.
+   */
+  readonly port?: MemberPort;
 }
 
 const TVD_NAME = /^[a-z][a-z0-9]{0,10}$/;
@@ -246,6 +252,9 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
 
     this.tvdName = name;
     const bridge = `tvd-${name}`;
+    // With measuredBoot, members' vifs come up on a holding bridge that forwards nothing, and each
+    // member's port joins the TVD bridge only once its attestation passed (MemberPort).
+    const holdingBridge = measuredBoot ? `tvh-${name}` : undefined;
     const vni = props.network?.vni ?? vniFor(name);
     const rotation = props.rotation ?? "0";
     const ownsVtpms = props.vtpmIdentity ?? true;
@@ -258,6 +267,7 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
         {
           connection: host.connection,
           bridge,
+          holdingBridge,
           vni,
           localIp: host.tunnelIp,
           peers: props.hosts.filter((h) => h !== host).map((h) => h.tunnelIp),
@@ -339,7 +349,11 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
                 ramdisk: props.template.ramdisk,
                 cmdline: props.template.cmdline,
               }),
-          vifs: [{ bridge, mac: plan.mac, ip: plan.ip }],
+          vifs: [
+            holdingBridge
+              ? { bridge: holdingBridge, mac: plan.mac, ip: plan.ip, vifname: portNameFor(plan.domain) }
+              : { bridge, mac: plan.mac, ip: plan.ip },
+          ],
           vtpm,
           // The seed is the guest's second disk: cloud-init's NoCloud source finds it by label.
           extraDisks: [{ target: seed.path, vdev: "xvdb", format: "raw", access: "ro" }],
@@ -375,7 +389,24 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
               { parent: this },
             )
           : undefined;
-      members[plan.name] = { plan, vtpm, identity, seed, guest, vtpmIdentity, attestation };
+      const port =
+        attestation && holdingBridge
+          ? new MemberPort(
+              `${plan.domain}-port`,
+              {
+                connection,
+                port: portNameFor(plan.domain),
+                domain: plan.domain,
+                bridge,
+                holdingBridge,
+                // Known only once the attestation passed: the port waits for it.
+                admission: attestation.pcrDigest,
+                admitted: attestation.attested,
+              },
+              { parent: this, dependsOn: [guest, networks[plan.host]] },
+            )
+          : undefined;
+      members[plan.name] = { plan, vtpm, identity, seed, guest, vtpmIdentity, attestation, port };
     }
     this.memberResources = members;
 

@@ -1,0 +1,120 @@
+/**
+ * TrustedVirtualDomain's admission gate under Pulumi's own mocks (issue 16.3): with measuredBoot,
+ * each host's TvdNetwork has the holding bridge tvh-<tvd>, every member's vif is declared on it
+ * with a port name of its own, and a MemberPort per member waits for its attestation's PCR digest
+ * before it moves the port onto the TVD bridge. Without measuredBoot members join the TVD bridge
+ * as before and there is no gate.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { portNameFor } from "../../constructs/plan";
+import { TrustedVirtualDomain, XenHost, type TrustedVirtualDomainProps } from "../../index";
+import { mockEngine, type Registered } from "../support/pulumiMocks";
+
+jest.setTimeout(60_000);
+
+const registered: Registered[] = [];
+const DIGEST = "d0".repeat(32);
+
+function computedOutputs(kind: string, name: string): Record<string, unknown> {
+  switch (kind) {
+    case "Vtpm":
+      return { uuid: `uuid-of-${name}` };
+    case "TvdAuthority":
+      return { caCertPem: `ca of ${name}`, sshCaPublicKey: `ssh-ed25519 ca-of-${name}` };
+    case "MemberIdentity":
+      return { sshHostKeyFingerprint: `SHA256:${name}`, x509Serial: "0a", sshCertSerial: "0b" };
+    case "VtpmIdentity":
+      return {
+        tpmVersion: "1.2",
+        ekFingerprint: "ee".repeat(32),
+        akFingerprint: "aa".repeat(32),
+        akPublic: `ak-of-${name}`,
+        ekCertSerial: "0c",
+        akCertSerial: "0d",
+      };
+    case "SeedImage":
+      return { path: `/var/lib/xen/images/${name}.img` };
+    case "MemberAttestation":
+      return { attested: true, pcrDigest: DIGEST, pcrs: {} };
+    default:
+      return {};
+  }
+}
+
+let dir: string;
+let kernel: string;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), "tvd-admission-"));
+  kernel = path.join(dir, "vmlinuz");
+  writeFileSync(kernel, "a member kernel");
+  return mockEngine(registered, computedOutputs);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+beforeEach(() => {
+  registered.length = 0;
+});
+
+const connection = { host: "dom0.example", privateKey: "unused under mocks", hostKeyFingerprint: "SHA256:m" };
+const valueOf = <T>(o: pulumi.Output<T>) => new Promise<T>((resolve) => o.apply(resolve));
+const ofKind = (kind: string) => registered.filter((r) => r.type.endsWith(`:${kind}`));
+
+let hostCount = 0;
+function tvd(props: Partial<TrustedVirtualDomainProps>) {
+  const hosts = [0, 1].map(
+    (i) =>
+      new XenHost(`dom0-${hostCount++}`, { connection, tunnelIp: `10.99.0.${i + 1}`, guestMemoryMiB: 1024 }),
+  );
+  return new TrustedVirtualDomain("red", {
+    hosts,
+    template: { baseImage: "/var/lib/xen/images/measured.raw" },
+    members: 2,
+    ...props,
+  });
+}
+
+it("with measuredBoot: a holding bridge per host, every vif declared on it by name, a MemberPort per member after its attestation", async () => {
+  const red = tvd({ measuredBoot: { kernel, cmdline: "ro" } });
+  await valueOf(red.summary);
+  for (const n of ofKind("TvdNetwork"))
+    expect(n.inputs).toMatchObject({ bridge: "tvd-red", holdingBridge: "tvh-red" });
+  const guests = ofKind("Guest");
+  expect(guests.map((g) => (g.inputs.vifs as unknown[])[0])).toEqual([
+    expect.objectContaining({ bridge: "tvh-red", vifname: "tvp-red-01" }),
+    expect.objectContaining({ bridge: "tvh-red", vifname: "tvp-red-02" }),
+  ]);
+  const ports = ofKind("MemberPort");
+  expect(ports.map((p) => p.name)).toEqual(["red-01-port", "red-02-port"]);
+  for (const p of ports) {
+    const domain = p.name.replace(/-port$/, "");
+    expect(p.inputs).toMatchObject({
+      port: `tvp-${domain}`,
+      domain,
+      bridge: "tvd-red",
+      holdingBridge: "tvh-red",
+      admission: DIGEST,
+      admitted: true,
+    });
+  }
+  expect(red.memberResources["01"].port).toBeDefined();
+});
+
+it("without measuredBoot: members join the TVD bridge, no holding bridge, no MemberPort", async () => {
+  const plain = tvd({ template: { baseImage: "/b.raw", kernel: "/boot/vmlinuz" } });
+  await valueOf(plain.summary);
+  expect(ofKind("MemberPort")).toEqual([]);
+  for (const n of ofKind("TvdNetwork")) expect(n.inputs.holdingBridge).toBeUndefined();
+  expect((ofKind("Guest")[0].inputs.vifs as unknown[])[0]).not.toHaveProperty("vifname");
+  expect((ofKind("Guest")[0].inputs.vifs as Array<{ bridge: string }>)[0].bridge).toBe("tvd-red");
+});
+
+it("names a member's port tvp-<domain> when it fits in 15 characters, else tvp and 12 hex digits, never vif<N>", () => {
+  expect(portNameFor("red-01")).toBe("tvp-red-01");
+  expect(portNameFor("abcdefghijk")).toBe("tvp-abcdefghijk");
+  const long = portNameFor("abcdefghijk-a-much-longer-member");
+  expect(long).toMatch(/^tvp[0-9a-f]{12}$/);
+  expect(portNameFor("abcdefghijk-a-much-longer-member")).toBe(long);
+  expect(portNameFor("abcdefghijk-another-longer-member")).not.toBe(long);
+});
