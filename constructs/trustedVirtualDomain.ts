@@ -9,6 +9,7 @@ import {
 import { MemberAttestation } from "../provider/resources/memberAttestation/resource";
 import { MemberIdentity } from "../provider/resources/memberIdentity/resource";
 import { MemberPort } from "../provider/resources/memberPort/resource";
+import { TvdRevocationList } from "../provider/resources/revocationList/resource";
 import { SeedImage } from "../provider/resources/seedImage/resource";
 import { TvdAuthority } from "../provider/resources/tvdAuthority/resource";
 import { TvdNetwork } from "../provider/resources/tvdNetwork/resource";
@@ -193,6 +194,11 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
   readonly authority: TvdAuthority;
   readonly networks: Readonly<Record<string, TvdNetwork>>;
   readonly memberResources: Readonly<Record<string, TvdMember>>;
+  /**
+   * With measuredBoot: the TVD's CRL, revoking every member certificate its CA no longer stands
+   * behind (a member removed, a certificate reissued); each admitted member holds it.
+   */
+  readonly revocations?: TvdRevocationList;
   /** Per member: host, domain, vTPM UUID, address, SSH host key fingerprint, certificate serials. */
   readonly members: pulumi.Output<Record<string, TvdMemberOutputs>>;
   /** A table of the members, for `pulumi up` to print. */
@@ -389,24 +395,39 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
               { parent: this },
             )
           : undefined;
-      const port =
-        attestation && holdingBridge
-          ? new MemberPort(
-              `${plan.domain}-port`,
-              {
-                connection,
-                port: portNameFor(plan.domain),
-                domain: plan.domain,
-                bridge,
-                holdingBridge,
-                // Known only once the attestation passed: the port waits for it.
-                admission: attestation.pcrDigest,
-                admitted: attestation.attested,
-              },
-              { parent: this, dependsOn: [guest, networks[plan.host]] },
-            )
-          : undefined;
-      members[plan.name] = { plan, vtpm, identity, seed, guest, vtpmIdentity, attestation, port };
+      members[plan.name] = { plan, vtpm, identity, seed, guest, vtpmIdentity, attestation };
+    }
+    if (holdingBridge) {
+      // Every serial the members hold now; one gone from the list (a member removed, a certificate
+      // reissued) is revoked in the next CRL, which every admitted member then holds.
+      this.revocations = new TvdRevocationList(
+        `${name}-crl`,
+        {
+          authority: this.authority,
+          memberSerials: Object.values(members).map((m) => m.identity.x509Serial),
+          validityDays: props.certificateValidityDays,
+        },
+        { parent: this },
+      );
+      for (const m of Object.values(members)) {
+        if (!m.attestation) continue;
+        const port = new MemberPort(
+          `${m.plan.domain}-port`,
+          {
+            connection: hostByName.get(m.plan.host)!.connection,
+            port: portNameFor(m.plan.domain),
+            domain: m.plan.domain,
+            bridge,
+            holdingBridge,
+            // Known only once the attestation passed: the port waits for it.
+            admission: m.attestation.pcrDigest,
+            admitted: m.attestation.attested,
+            crlPem: this.revocations.crlPem,
+          },
+          { parent: this, dependsOn: [m.guest, networks[m.plan.host]] },
+        );
+        members[m.plan.name] = { ...m, port };
+      }
     }
     this.memberResources = members;
 

@@ -12,7 +12,8 @@ export type ResourceKind =
   | "TvdNetwork"
   | "VtpmIdentity"
   | "MemberAttestation"
-  | "MemberPort";
+  | "MemberPort"
+  | "TvdRevocationList";
 
 /**
  * The provider object Pulumi serializes into state with every resource. It must stay tiny and

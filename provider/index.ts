@@ -9,6 +9,7 @@ export {
 } from "./resources/memberAttestation/baseline";
 export { MemberIdentity, type MemberIdentityArgs } from "./resources/memberIdentity/resource";
 export { MemberPort, type MemberPortArgs } from "./resources/memberPort/resource";
+export { TvdRevocationList, type TvdRevocationListArgs } from "./resources/revocationList/resource";
 export { TvdAuthority, type TvdAuthorityArgs } from "./resources/tvdAuthority/resource";
 export { TvdNetwork, type TvdNetworkArgs } from "./resources/tvdNetwork/resource";
 export { SeedImage, type SeedImageArgs, type SeedImageSeedArgs } from "./resources/seedImage/resource";

@@ -10,6 +10,7 @@ import { hostFactsLifecycle } from "./resources/hostFacts/provider";
 import { memberAttestationLifecycle } from "./resources/memberAttestation/provider";
 import { memberIdentityLifecycle } from "./resources/memberIdentity/provider";
 import { memberPortLifecycle } from "./resources/memberPort/provider";
+import { revocationListLifecycle } from "./resources/revocationList/provider";
 import { tvdAuthorityLifecycle } from "./resources/tvdAuthority/provider";
 import { seedImageLifecycle } from "./resources/seedImage/provider";
 import { tvdNetworkLifecycle } from "./resources/tvdNetwork/provider";
@@ -29,6 +30,7 @@ const lifecycles: Partial<Record<ResourceKind, pulumi.dynamic.ResourceProvider>>
   VtpmIdentity: vtpmIdentityLifecycle,
   MemberAttestation: memberAttestationLifecycle,
   MemberPort: memberPortLifecycle,
+  TvdRevocationList: revocationListLifecycle,
 };
 
 export function lifecycle(kind: ResourceKind): pulumi.dynamic.ResourceProvider {

@@ -599,6 +599,17 @@ function artifactKeysOf<V extends object, X extends object>(
 }
 
 /**
+ * The observation of a kind computed where Pulumi runs (a CA, a CRL): its state is the thing
+ * itself, so there is nothing elsewhere to read and nothing that can drift.
+ */
+export function stateObservation<V extends object, X extends object>(
+  def: ResourceDefinition<V, X>,
+  state: Record<string, unknown>,
+): Observation<V, X> {
+  return { gone: false, seen: {}, extra: storedExtra(def, state) as unknown as X };
+}
+
+/**
  * Outputs beyond the inputs that a stored state holds and a kind keeps from one apply to the next
  * (a generated UUID); for a kind computed where Pulumi runs, the state is all there is to read.
  */

@@ -64,6 +64,25 @@ ports=$(ip -o link show master "$br" 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", 
 ip link del dev "$br"
 `;
 
+/** Where a member finds its TVD's CRL: its own xenstore data path, which it may read. */
+export const CRL_NODE = "data/tvd/crl";
+
+/**
+ * $1 domain, the CRL on stdin. Writes it to the running domain's /local/domain/<domid>/$CRL_NODE
+ * (dom0 may write anywhere; the guest reads its own data path). Exits ${EXIT_NO_PORT} when the
+ * domain is not running. A CRL is public: no secret passes here.
+ */
+export const CRL_WRITE = `set -u
+id=$(xl domid "$1" 2>/dev/null) || exit ${EXIT_NO_PORT}
+xenstore-write "/local/domain/$id/${CRL_NODE}" "$(cat)"
+`;
+
+/** $1 domain. Prints the CRL the running domain holds; nothing when it holds none. Read only. */
+export const CRL_READ = `set -u
+id=$(xl domid "$1" 2>/dev/null) || exit 0
+xenstore-read "/local/domain/$id/${CRL_NODE}" 2>/dev/null || true
+`;
+
 /** What `ip -j link show dev <port>` says of a port: its bridge, or that it does not exist. */
 export interface PortSeen {
   readonly exists: boolean;
@@ -154,6 +173,22 @@ export class MemberPorts {
     }
     if (r.exitCode !== 0)
       throw new RemoteCommandError(this.endpoint, `move port ${port} to ${to}`, r.exitCode, r.stderr);
+  }
+
+  /** Hands the member its TVD's CRL through its xenstore data path. */
+  async writeCrl(domain: string, port: string, crlPem: string): Promise<void> {
+    const r = await this.session.run(["sh", "-c", CRL_WRITE, "pulumi-tvd", domain], { stdin: crlPem });
+    if (r.exitCode === EXIT_NO_PORT) throw new MissingPortError(this.endpoint, port, domain);
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(this.endpoint, `write ${domain}'s CRL`, r.exitCode, r.stderr);
+  }
+
+  /** The CRL the member holds, or "" (none, or not running). Read only; coalesced. */
+  async readCrl(domain: string): Promise<string> {
+    const r = await readBatcherFor(this.session).run(["sh", "-c", CRL_READ, "pulumi-tvd", domain]);
+    if (r.exitCode !== 0)
+      throw new RemoteCommandError(this.endpoint, `read ${domain}'s CRL`, r.exitCode, r.stderr);
+    return r.stdout.replace(/\n+$/, "\n");
   }
 
   async ensureHold(bridge: string, mtu: number): Promise<void> {

@@ -40,6 +40,7 @@ import * as hostFacts from "../../provider/resources/hostFacts/provider";
 import * as memberAttestation from "../../provider/resources/memberAttestation/provider";
 import * as memberIdentity from "../../provider/resources/memberIdentity/provider";
 import * as memberPort from "../../provider/resources/memberPort/provider";
+import * as revocationList from "../../provider/resources/revocationList/provider";
 import { memberSeedOf, seedPathOf } from "../../provider/resources/seedImage/args";
 import * as seedImage from "../../provider/resources/seedImage/provider";
 import { configPathOf } from "../../provider/resources/stubdom";
@@ -467,6 +468,12 @@ export const HOSTILE_INPUTS: readonly HostileInput[] = [
 
   { kind: "MemberPort", name: "port", valid: ["tvp-red-01", "p0", "t.1_a"], shape: /^[A-Za-z0-9_.-]{1,17}$/ },
   { kind: "MemberPort", name: "domain", valid: DOMAIN_NAMES, shape: DOMAIN_SHAPE },
+  {
+    kind: "TvdRevocationList",
+    name: "memberSerials.0",
+    valid: ["0a", "7f01", "01".repeat(20)],
+    shape: /^[0-9a-f]{2,40}$/,
+  },
   { kind: "MemberPort", name: "bridge", valid: ["tvd-red", "br0x"], shape: /^[A-Za-z0-9_.-]{1,17}$/ },
   { kind: "MemberPort", name: "holdingBridge", valid: ["tvh-red", "br1x"], shape: /^[A-Za-z0-9_.-]{1,17}$/ },
   {
@@ -724,6 +731,8 @@ function baseProps(kind: ResourceKind, env: HostileEnv): Record<string, unknown>
       };
     case "VtpmIdentity":
       return { connection, guest: "red-01", caCertPem: env.ca.certPem, caKeyPem: env.ca.keyPem };
+    case "TvdRevocationList":
+      return { caCertPem: env.ca.certPem, caKeyPem: env.ca.keyPem, memberSerials: ["0a"] };
     case "MemberPort":
       return {
         connection,
@@ -832,6 +841,7 @@ const DEFINITIONS: Record<ResourceKind, ResourceDefinition<object, object>> = {
   VtpmIdentity: vtpmIdentity.definition as unknown as ResourceDefinition<object, object>,
   MemberAttestation: memberAttestation.definition as unknown as ResourceDefinition<object, object>,
   MemberPort: memberPort.definition as unknown as ResourceDefinition<object, object>,
+  TvdRevocationList: revocationList.definition as unknown as ResourceDefinition<object, object>,
 };
 
 /** Tries one value of one input. */

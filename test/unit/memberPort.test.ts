@@ -9,6 +9,7 @@ import { parsePortLink } from "../../provider/dom0/memberPorts";
 import { memberPortSchema } from "../../provider/resources/memberPort/args";
 import {
   memberPortLifecycle as port,
+  crlSeen,
   ownershipProblems,
   portInputsSeen,
 } from "../../provider/resources/memberPort/provider";
@@ -119,6 +120,36 @@ describe("where the port is, as inputs", () => {
     });
     expect(parsePortLink(0, '[{"ifname":"tvp-red-01"}]')).toEqual({ exists: true, master: undefined });
     expect(parsePortLink(1, "")).toEqual({ exists: false });
+  });
+});
+
+describe("the CRL a member holds", () => {
+  const CRL = "-----BEGIN X509 CRL-----\nMA==\n-----END X509 CRL-----\n";
+  const withCrl = memberPortSchema.parse({ ...base, crlPem: CRL });
+
+  it("is drift when the member holds none (a restarted guest) or another, nothing when it holds the TVD's", () => {
+    expect(crlSeen(withCrl, CRL)).toEqual({});
+    expect(crlSeen(withCrl, CRL.trim())).toEqual({});
+    expect(crlSeen(withCrl, "")).toEqual({
+      crlPem: driftMarker("the TVD's CRL", "missing", "red-01 holds none"),
+    });
+    const old = "-----BEGIN X509 CRL-----\nMQ==\n-----END X509 CRL-----\n";
+    expect(crlSeen(withCrl, old)).toEqual({ crlPem: old });
+    // Without one declared, the node is not read at all.
+    expect(crlSeen(v, undefined)).toEqual({});
+  });
+
+  it("must be a CRL that fits one xenstore node", async () => {
+    const big = `-----BEGIN X509 CRL-----\n${"A".repeat(4000)}\n-----END X509 CRL-----\n`;
+    for (const [crlPem, says] of [
+      [big, "4000 bytes"],
+      ["-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n", "a CRL in PEM"],
+    ]) {
+      const r = await port.check({}, { owner: OWNER, ...base, crlPem });
+      expect(r.failures).toEqual([
+        expect.objectContaining({ property: "crlPem", reason: expect.stringContaining(says) }),
+      ]);
+    }
   });
 });
 

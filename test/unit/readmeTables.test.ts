@@ -11,6 +11,7 @@ import * as hostFacts from "../../provider/resources/hostFacts/provider";
 import * as memberAttestation from "../../provider/resources/memberAttestation/provider";
 import * as memberIdentity from "../../provider/resources/memberIdentity/provider";
 import * as memberPort from "../../provider/resources/memberPort/provider";
+import * as revocationList from "../../provider/resources/revocationList/provider";
 import * as seedImage from "../../provider/resources/seedImage/provider";
 import * as tvdAuthority from "../../provider/resources/tvdAuthority/provider";
 import * as tvdNetwork from "../../provider/resources/tvdNetwork/provider";
@@ -32,6 +33,7 @@ const definitions = [
   vtpmIdentity.definition,
   memberAttestation.definition,
   memberPort.definition,
+  revocationList.definition,
 ] as Array<{ kind: string; changes: Record<string, ChangeClass> }>;
 
 const MEANING: Record<ChangeClass, string> = {

@@ -2,7 +2,8 @@
  * TrustedVirtualDomain's admission gate under Pulumi's own mocks (issue 16.3): with measuredBoot,
  * each host's TvdNetwork has the holding bridge tvh-<tvd>, every member's vif is declared on it
  * with a port name of its own, and a MemberPort per member waits for its attestation's PCR digest
- * before it moves the port onto the TVD bridge. Without measuredBoot members join the TVD bridge
+ * before it moves the port onto the TVD bridge, handing it the TVD's CRL, which revokes every
+ * serial no longer among the members'. Without measuredBoot members join the TVD bridge
  * as before and there is no gate.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +18,7 @@ jest.setTimeout(60_000);
 
 const registered: Registered[] = [];
 const DIGEST = "d0".repeat(32);
+const CRL = "-----BEGIN X509 CRL-----\nMA==\n-----END X509 CRL-----\n";
 
 function computedOutputs(kind: string, name: string): Record<string, unknown> {
   switch (kind) {
@@ -25,7 +27,7 @@ function computedOutputs(kind: string, name: string): Record<string, unknown> {
     case "TvdAuthority":
       return { caCertPem: `ca of ${name}`, sshCaPublicKey: `ssh-ed25519 ca-of-${name}` };
     case "MemberIdentity":
-      return { sshHostKeyFingerprint: `SHA256:${name}`, x509Serial: "0a", sshCertSerial: "0b" };
+      return { sshHostKeyFingerprint: `SHA256:${name}`, x509Serial: `0a${name.length}`, sshCertSerial: "0b" };
     case "VtpmIdentity":
       return {
         tpmVersion: "1.2",
@@ -39,6 +41,8 @@ function computedOutputs(kind: string, name: string): Record<string, unknown> {
       return { path: `/var/lib/xen/images/${name}.img` };
     case "MemberAttestation":
       return { attested: true, pcrDigest: DIGEST, pcrs: {} };
+    case "TvdRevocationList":
+      return { crlPem: CRL };
     default:
       return {};
   }
@@ -96,8 +100,14 @@ it("with measuredBoot: a holding bridge per host, every vif declared on it by na
       holdingBridge: "tvh-red",
       admission: DIGEST,
       admitted: true,
+      crlPem: CRL,
     });
   }
+  // One CRL for the TVD, over every member's certificate serial.
+  const [crl] = ofKind("TvdRevocationList");
+  expect(crl.name).toBe("red-crl");
+  expect(crl.inputs.memberSerials).toEqual(["0a15", "0a15"]);
+  expect(red.revocations).toBeDefined();
   expect(red.memberResources["01"].port).toBeDefined();
 });
 
@@ -105,6 +115,7 @@ it("without measuredBoot: members join the TVD bridge, no holding bridge, no Mem
   const plain = tvd({ template: { baseImage: "/b.raw", kernel: "/boot/vmlinuz" } });
   await valueOf(plain.summary);
   expect(ofKind("MemberPort")).toEqual([]);
+  expect(ofKind("TvdRevocationList")).toEqual([]);
   for (const n of ofKind("TvdNetwork")) expect(n.inputs.holdingBridge).toBeUndefined();
   expect((ofKind("Guest")[0].inputs.vifs as unknown[])[0]).not.toHaveProperty("vifname");
   expect((ofKind("Guest")[0].inputs.vifs as Array<{ bridge: string }>)[0].bridge).toBe("tvd-red");

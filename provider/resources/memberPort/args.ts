@@ -2,6 +2,7 @@ import { z } from "zod";
 import { domainName } from "../../names";
 import { connectionSchema } from "../../transport/connection";
 import { vifName } from "../guest/args";
+import { pem } from "../memberIdentity/args";
 import { bridgeName } from "../tvdNetwork/args";
 
 /**
@@ -29,6 +30,14 @@ export const memberPortShape = z.strictObject({
    * @default true
    */
   admitted: z.boolean().default(true),
+  /**
+   * The TVD's CRL (TvdRevocationList.crlPem), handed to the member through its xenstore data path
+   * (data/tvd/crl) while it is admitted, so that it rejects the certificates of members removed.
+   * @default - none
+   */
+  crlPem: pem(/X509 CRL/, "a CRL")
+    .max(4000, "must fit one xenstore node (4000 bytes); fewer revoked serials, or a new CA")
+    .optional(),
 });
 
 export const memberPortSchema = memberPortShape.superRefine(

@@ -4,7 +4,9 @@
  * the holding bridge (its xl config names it), so a member that restarts is held again until the
  * next `up` re-attests it and admits it. It owns no artifact: it moves a port its stack's Guest
  * owns between two bridges its stack's TvdNetwork owns, and refuses anything else, naming what is
- * there. Delete puts the port back on hold.
+ * there. Delete puts the port back on hold. With crlPem, an admitted member also holds the TVD's
+ * CRL in its xenstore data path (data/tvd/crl), so it can reject the certificates of members
+ * removed from the TVD.
  */
 import {
   defineResource,
@@ -30,6 +32,7 @@ const changes: ChangeClasses<MemberPortInputs> = {
   holdingBridge: "replace",
   admission: "inPlace",
   admitted: "inPlace",
+  crlPem: "inPlace",
 };
 
 const portOf = (v: MemberPortInputs): Artifact => ({
@@ -118,6 +121,15 @@ export function portInputsSeen(
   };
 }
 
+/**
+ * The CRL the member holds, as an input: a restarted guest (a new domid, an empty data path) or
+ * a node changed out of band shows as drift on crlPem, and `up` hands it the list again. Pure.
+ */
+export function crlSeen(v: MemberPortInputs, held: string | undefined): Partial<MemberPortInputs> {
+  if (!v.crlPem || held === undefined || held.trim() === v.crlPem.trim()) return {};
+  return { crlPem: held.trim() ? held : driftMarker("the TVD's CRL", "missing", `${v.domain} holds none`) };
+}
+
 const portsOf = (v: MemberPortInputs) => MemberPorts.connect(v.connection);
 
 /** Refuses, naming what is there, unless the port and both bridges are this stack's. */
@@ -130,10 +142,14 @@ async function checkOwnership(ctx: Context, v: MemberPortInputs, endpoint: strin
     );
 }
 
-/** The port where it belongs: on the TVD bridge when admitted, held otherwise. */
+/**
+ * The port where it belongs: on the TVD bridge when admitted, held otherwise; an admitted member
+ * holds the TVD's CRL (before its port joins, so it never talks to the TVD without it).
+ */
 async function place(ctx: Context, v: MemberPortInputs): Promise<MemberPortExtra> {
   const ports = await portsOf(v);
   await checkOwnership(ctx, v, ports.endpoint);
+  if (v.admitted && v.crlPem) await ports.writeCrl(v.domain, v.port, v.crlPem);
   const [to, from] = v.admitted ? [v.bridge, v.holdingBridge] : [v.holdingBridge, v.bridge];
   await ports.movePort(v.port, v.domain, to, from);
   return { portBridge: to };
@@ -150,8 +166,13 @@ export const definition: ResourceDefinition<MemberPortInputs, MemberPortExtra> =
   deleteBeforeReplace: true,
 
   async observe(_ctx, v) {
-    const { seen, extra } = portInputsSeen(v, await (await portsOf(v)).readPort(v.port));
-    return { gone: false, seen, extra };
+    const ports = await portsOf(v);
+    const [port, crl] = await Promise.all([
+      ports.readPort(v.port),
+      v.crlPem ? ports.readCrl(v.domain) : Promise.resolve(undefined),
+    ]);
+    const { seen, extra } = portInputsSeen(v, port);
+    return { gone: false, seen: { ...seen, ...crlSeen(v, crl) }, extra };
   },
 
   create: place,

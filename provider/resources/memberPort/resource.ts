@@ -25,6 +25,12 @@ export interface MemberPortArgs {
    * @default true
    */
   readonly admitted?: pulumi.Input<boolean>;
+  /**
+   * The TVD's CRL (TvdRevocationList.crlPem): an admitted member holds it in its xenstore data
+   * path (data/tvd/crl) and rejects the certificates it lists.
+   * @default - none
+   */
+  readonly crlPem?: pulumi.Input<string>;
 }
 
 /**

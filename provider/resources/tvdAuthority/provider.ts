@@ -4,7 +4,12 @@
  * nothing to remove. What it is made from (its name, its lifetime) is baked into the certificate,
  * so any change makes a new CA, and every member certificate follows it.
  */
-import { defineResource, storedExtra, type ChangeClasses, type ResourceDefinition } from "../../core/define";
+import {
+  defineResource,
+  stateObservation,
+  type ChangeClasses,
+  type ResourceDefinition,
+} from "../../core/define";
 import { generateSshKeyPair } from "../../pki/ssh";
 import { createTvdCa } from "../../pki/x509";
 import { tvdAuthoritySchema, type TvdAuthorityExtra, type TvdAuthorityInputs } from "./args";
@@ -24,11 +29,7 @@ export const definition: ResourceDefinition<TvdAuthorityInputs, TvdAuthorityExtr
 
   /** The state is the CA: there is nothing elsewhere to observe. */
   async observe(ctx) {
-    return {
-      gone: false,
-      seen: {},
-      extra: storedExtra(definition, ctx.state) as unknown as TvdAuthorityExtra,
-    };
+    return stateObservation(definition, ctx.state);
   },
 
   async create(_ctx, v) {
