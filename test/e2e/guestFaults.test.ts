@@ -2,12 +2,11 @@
  * Vtpm and Guest refuse bad input before any host is touched, and a create cut short by a failing
  * command leaves no orphan and no lost image: the next `up` finishes the job.
  */
-import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { failNext, pendingFailures } from "../../lab/faults";
 import type { LabHostRecord } from "../../lab/host";
 import { startTestLab, type TestLab } from "../support/lab";
-import { expectExit, TestStack } from "./pulumi";
+import { expectExit, labStackConfig, TestStack } from "./pulumi";
 
 jest.setTimeout(10 * 60_000);
 
@@ -30,13 +29,7 @@ afterAll(async () => {
 async function stackWith(guests: string[]): Promise<TestStack> {
   const stack = await TestStack.create({
     programDir: fixture,
-    config: {
-      host: { value: host.host },
-      port: { value: String(host.port) },
-      hostKeyFingerprint: { value: host.hostKeyFingerprint },
-      privateKey: { value: readFileSync(host.privateKeyPath, "utf8"), secret: true },
-      guests: { value: JSON.stringify(guests) },
-    },
+    config: { ...labStackConfig(host), guests: { value: JSON.stringify(guests) } },
   });
   stacks.push(stack);
   return stack;

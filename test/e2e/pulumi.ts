@@ -19,6 +19,7 @@ import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import * as ts from "typescript";
 import { run, type RunResult } from "../../lab/exec";
+import type { HostEntry } from "../support/lab";
 import { assertNoFindings, SecretScan, type CliRun } from "../support/secrets";
 import { consumerNodeModules } from "./consumer";
 
@@ -142,6 +143,14 @@ export class TestStack {
     readonly stackName: string,
     private readonly env: NodeJS.ProcessEnv,
   ) {}
+
+  /**
+   * The environment every CLI run of this stack gets (backend, PULUMI_HOME, passphrase): what a
+   * pipeline's step that logs in to the backend gives the tools it runs.
+   */
+  get cliEnv(): NodeJS.ProcessEnv {
+    return { ...this.env };
+  }
 
   get passphrase(): string {
     return this.env.PULUMI_CONFIG_PASSPHRASE ?? "";
@@ -286,6 +295,19 @@ export class TestStack {
     }
     assertNoFindings(scan!.findings);
   }
+}
+
+/**
+ * The config a program under test/e2e/fixtures reads to reach one lab host: its address, port
+ * and host key, and the private key as a secret.
+ */
+export function labStackConfig(host: HostEntry): Record<string, { value: string; secret?: boolean }> {
+  return {
+    host: { value: host.host },
+    port: { value: String(host.port) },
+    hostKeyFingerprint: { value: host.hostKeyFingerprint },
+    privateKey: { value: readFileSync(host.privateKeyPath, "utf8"), secret: true },
+  };
 }
 
 /**
