@@ -4,7 +4,7 @@
  * through a real GFM parser (marked) and must come back as exactly the cells meant; secrets
  * never appear. The report the README shows is what the renderer makes of the captured preview.
  */
-import { readFileSync } from "node:fs"; // README check below
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import fc from "fast-check";
 
@@ -422,4 +422,39 @@ describe("parseArgs", () => {
     expect(() => check.parseArgs(["--stack"])).toThrow(/--stack needs a value/);
   });
 });
-void readFileSync;
+
+describe("the README's example report", () => {
+  const FIXTURE = path.join(repoRoot, "test", "fixtures", "gitops", "drift.events.jsonl");
+  const START =
+    "<!-- gitops-report: what drift-check.mjs wrote in test/e2e/gitops.test.ts, checked by test/unit/gitopsDriftReport.test.ts -->";
+  const END = "<!-- /gitops-report -->";
+
+  /** The report as the e2e's drift check made it from these events (its CLI exited 255). */
+  const fromFixture = () =>
+    check.renderReport(
+      check.assessPreview({
+        stack: "prod",
+        exitCode: 255,
+        stdout: readFileSync(FIXTURE, "utf8"),
+        stderr: "",
+      }),
+    );
+
+  it("is exactly what the renderer makes of the events captured in the e2e", () => {
+    const readme = readFileSync(path.join(repoRoot, "README.md"), "utf8");
+    const block = `${START}\n<!-- prettier-ignore-start -->\n\n${fromFixture()}\n<!-- prettier-ignore-end -->\n${END}`;
+    expect(readme).toContain(block);
+  });
+
+  it("comes from events holding no secret: each is a signed [secret], no key, no debug diagnostic", () => {
+    const text = readFileSync(FIXTURE, "utf8");
+    expect(text).not.toMatch(/PRIVATE KEY|"severity":"debug"|"plaintext"/);
+    // The event stream writes a secret as Pulumi's signed value with its ciphertext blinded.
+    const connections = text.match(/"connection":\{[^}]*\}/g) ?? [];
+    expect(connections.length).toBeGreaterThan(0);
+    expect(new Set(connections)).toEqual(
+      new Set([`"connection":{"${SIG}":"1b47061264138c4ac30d75fd1eb44270","ciphertext":"[secret]"}`]),
+    );
+    expect(fromFixture()).toMatch(/^\*\*Drift\*\*: /m);
+  });
+});
