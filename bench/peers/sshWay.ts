@@ -3,7 +3,7 @@
  * is what `@pulumi/command` or a shell loop costs: a full SSH handshake per command. Hosts run in
  * parallel, each host's commands one after the other (as Ansible's linear strategy does).
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { run } from "../../lab/exec";
 import {
@@ -107,7 +107,9 @@ export class SshPerCommandWay {
     private readonly workDir: string,
     private readonly knownHostsFile: string,
     private readonly placements: readonly Placement[],
-  ) {}
+  ) {
+    mkdirSync(workDir, { recursive: true });
+  }
 
   private async run(phase: string, commandsOf: (p: Placement) => string[]): Promise<SshRun> {
     const args: string[] = [];
