@@ -9,7 +9,7 @@
  * place (an update that attests again).
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { gzipSync } from "node:zlib";
@@ -24,7 +24,7 @@ import {
   notAdmitted,
   pcrDigestOf,
 } from "../../provider/resources/memberAttestation/provider";
-import { parseTpm12PubKey, parseTpm2Public, type QuoteRequest, type TpmPublicKey } from "../../provider/tpm";
+import { loadQuoteFixtures } from "../support/quoteFixtures";
 
 let dir: string;
 beforeAll(() => {
@@ -199,38 +199,7 @@ describe("MemberAttestation's check", () => {
 
 // ---- judging real quotes --------------------------------------------------------------------
 
-interface Fixture {
-  readonly file: string;
-  readonly tpm: "1.2" | "2.0";
-  readonly member: string;
-  readonly akBase64: string;
-  readonly ak: TpmPublicKey;
-  readonly boot: { kernel: Buffer; cmdline: string; initrd: Buffer };
-  readonly quotes: readonly { readonly request: QuoteRequest; readonly quote: Record<string, unknown> }[];
-}
-
-const FIXTURE_DIR = path.join(__dirname, "../fixtures/quotes");
-const FIXTURES: Fixture[] = readdirSync(FIXTURE_DIR)
-  .filter((f) => f.endsWith(".json"))
-  .sort()
-  .map((f) => {
-    const raw = JSON.parse(readFileSync(path.join(FIXTURE_DIR, f), "utf8"));
-    const ak = Buffer.from(raw.ak, "base64");
-    return {
-      file: f,
-      tpm: raw.tpm,
-      member: raw.member,
-      akBase64: raw.ak,
-      ak: raw.tpm === "1.2" ? parseTpm12PubKey(ak) : parseTpm2Public(ak),
-      boot: {
-        kernel: Buffer.from(raw.boot.kernel, "base64"),
-        cmdline: raw.boot.cmdline,
-        initrd: Buffer.from(raw.boot.initrd, "base64"),
-      },
-      quotes: raw.quotes,
-    };
-  });
-
+const FIXTURES = loadQuoteFixtures();
 const CASES = FIXTURES.flatMap((f) => f.quotes.map((q) => [`${f.file} ${q.request.bank}`, f, q] as const));
 
 describe.each(CASES)("a real quote, %s", (_label, f, q) => {

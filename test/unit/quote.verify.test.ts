@@ -10,8 +10,6 @@
  * a software key standing in for the AK.
  */
 import { constants, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import * as path from "node:path";
 import fc from "fast-check";
 import {
   checkPcrBaseline,
@@ -25,44 +23,15 @@ import {
   QuoteVerificationError,
   replayPcrs,
   verifyQuote,
-  type BootMeasurementInput,
   type QuoteCheck,
-  type QuoteRequest,
   type Tpm2Public,
   type Tpm2PublicKey,
-  type TpmPublicKey,
 } from "../../provider/tpm";
+import { loadQuoteFixtures, type QuoteFixture } from "../support/quoteFixtures";
 
-interface Fixture {
-  readonly file: string;
-  readonly tpm: "1.2" | "2.0";
-  readonly member: string;
-  readonly boot: BootMeasurementInput;
-  readonly ak: TpmPublicKey;
-  readonly quotes: readonly { readonly request: QuoteRequest; readonly quote: Record<string, unknown> }[];
-}
+type Fixture = QuoteFixture;
 
-const DIR = path.join(__dirname, "../fixtures/quotes");
-
-const FIXTURES: Fixture[] = readdirSync(DIR)
-  .filter((f) => f.endsWith(".json"))
-  .sort()
-  .map((file) => {
-    const raw = JSON.parse(readFileSync(path.join(DIR, file), "utf8"));
-    const akBytes = Buffer.from(raw.ak, "base64");
-    return {
-      file,
-      tpm: raw.tpm,
-      member: raw.member,
-      boot: {
-        kernel: Buffer.from(raw.boot.kernel, "base64"),
-        cmdline: raw.boot.cmdline,
-        initrd: Buffer.from(raw.boot.initrd, "base64"),
-      },
-      ak: raw.tpm === "1.2" ? parseTpm12PubKey(akBytes) : parseTpm2Public(akBytes),
-      quotes: raw.quotes,
-    };
-  });
+const FIXTURES: Fixture[] = loadQuoteFixtures();
 
 /** Every quote of every fixture, as [label, fixture, index]. */
 const QUOTES = FIXTURES.flatMap((f) =>
