@@ -266,8 +266,14 @@ export class Dom0 {
    */
   async xlCreate(configPath: string, backend?: string): Promise<void> {
     const argv = ["xl", "create", configPath];
-    const r = await this.session.run(backend ? withLock(backend, argv, { shared: true }) : argv);
-    if (r.exitCode !== 0) throw new RemoteCommandError(this.endpoint, argv.join(" "), r.exitCode, r.stderr);
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.session.run(backend ? withLock(backend, argv, { shared: true }) : argv);
+      if (r.exitCode === 0) return;
+      if (attempt > VTPM_ATTACH_RETRIES || !vtpmBackendWasLate(r.stderr)) {
+        throw new RemoteCommandError(this.endpoint, argv.join(" "), r.exitCode, r.stderr);
+      }
+      await new Promise((resolve) => setTimeout(resolve, VTPM_ATTACH_RETRY_DELAY_MS));
+    }
   }
 
   /**
@@ -453,6 +459,22 @@ export class BridgeInUseError extends Error {
     );
     this.name = "BridgeInUseError";
   }
+}
+
+/** How often `xl create` is tried again when its vtpm backend did not answer in time. */
+const VTPM_ATTACH_RETRIES = 2;
+const VTPM_ATTACH_RETRY_DELAY_MS = 5_000;
+
+/**
+ * Whether `xl create` failed only because the vtpm backend (a vTPM stub domain) did not connect
+ * the new device within libxl's device timeout. Real Xen under QEMU showed it when several guests
+ * start beside their just-started vTPMs: `libxl_create.c: ...: unable to add vtpm devices`,
+ * after which libxl destroys the half-made domain itself. Nothing of it is left, so the same
+ * `xl create` may run again; any other failure (or a domain left behind, which makes the next try
+ * fail with "already exists") is reported as it is. Pure.
+ */
+export function vtpmBackendWasLate(stderr: string): boolean {
+  return /unable to add vtpm devices/.test(stderr);
 }
 
 /** Names of domains in `xl list -l` output with a vtpm device on `backend`. Pure. */
