@@ -470,11 +470,16 @@ const VTPM_ATTACH_RETRY_DELAY_MS = 5_000;
  * the new device within libxl's device timeout. Real Xen under QEMU showed it when several guests
  * start beside their just-started vTPMs: `libxl_create.c: ...: unable to add vtpm devices`,
  * after which libxl destroys the half-made domain itself. Nothing of it is left, so the same
- * `xl create` may run again; any other failure (or a domain left behind, which makes the next try
- * fail with "already exists") is reported as it is. Pure.
+ * `xl create` may run again; any other failure (a backend that does not exist, or a domain left
+ * behind, which makes the next try fail with "already exists") is reported as it is. Pure.
  */
 export function vtpmBackendWasLate(stderr: string): boolean {
-  return /unable to add vtpm devices/.test(stderr);
+  // The backend domain ran but did not connect the device in time. When it does not exist at all,
+  // libxl says "unable to add vtpm devices" without this line, and trying again cannot help.
+  return (
+    /device_backend_callback: .*unable to add device with path \S*\/backend\/vtpm\//.test(stderr) &&
+    /unable to add vtpm devices/.test(stderr)
+  );
 }
 
 /** Names of domains in `xl list -l` output with a vtpm device on `backend`. Pure. */
