@@ -390,9 +390,11 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
                 connection,
                 identity: vtpmIdentity,
                 baseline: this.baseline,
+                // A member that fails its attestation later (a PCR changed) is cut off at once.
+                port: holdingBridge ? { name: portNameFor(plan.domain), bridge, holdingBridge } : undefined,
                 readyTimeoutSec: measuredBoot?.quoteTimeoutSec,
               },
-              { parent: this },
+              { parent: this, dependsOn: [networks[plan.host]] },
             )
           : undefined;
       members[plan.name] = { plan, vtpm, identity, seed, guest, vtpmIdentity, attestation };
@@ -421,6 +423,8 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
             holdingBridge,
             // Known only once the attestation passed: the port waits for it.
             admission: m.attestation.pcrDigest,
+            // Each new attestation places the port again: one held by a failed attestation rejoins.
+            attestedAt: m.attestation.attestedAt,
             admitted: m.attestation.attested,
             crlPem: this.revocations.crlPem,
           },

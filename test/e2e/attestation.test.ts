@@ -1,14 +1,16 @@
 /**
- * Issue 16 through the real Pulumi CLI: a TVD with measured boot, one member on a TPM 1.2 vTPM
+ * Issue 16 through the real Pulumi CLI: a TVD with measured boot, two members on TPM 1.2 vTPMs
  * (dom0-a, as Xen's vtpm-stubdom) and one on a TPM 2.0 vTPM (dom0-b). Each boots through the
  * lab's pv-grub from the template's own ext4 disk (menu.lst, a gzip kernel, an initrd), which
  * extends its vTPM's PCR 4 and 5 before its agent starts; the program computes the baseline from
  * the kernel and initrd files it declares. Shown: a member declared with a kernel whose bytes
- * differ from what its disk boots is not admitted, the error naming PCR 4 and both values; fixing
- * the declaration admits every member in the next `up`; a changed kernel file shows in a plain
- * preview as a changed baseline; a PCR 5 extended out of band through the vTPM's swtpm socket is
- * drift in `preview --refresh` naming PCR 5, and `up` refuses that member. The expected PCR values
- * are computed here with node:crypto, not with the library.
+ * differ from what its disk boots is not admitted, the error naming PCR 4 and both values, and no
+ * member reaches another (ping, both ways); fixing the declaration admits every member in the next
+ * `up` and they all reach each other; a changed kernel file shows in a plain preview as a changed
+ * baseline; a member removed from the TVD has its certificate rejected by the CRL the others hold;
+ * a PCR 5 extended out of band through the vTPM's swtpm socket is drift in `preview --refresh`
+ * naming PCR 5, and `up` refuses that member and cuts it off (ping fails both ways). The expected
+ * PCR values are computed here with node:crypto, not with the library.
  */
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -24,8 +26,10 @@ jest.setTimeout(20 * 60_000);
 
 const fixture = path.join(__dirname, "fixtures", "attestation");
 const HOSTS = ["dom0-a", "dom0-b"];
-/** att-01 lands on dom0-a (TPM 1.2), att-02 on dom0-b (TPM 2.0): members are spread in turn. */
-const MEMBERS = { "att-01": "1.2", "att-02": "2.0" } as const;
+/** att-01 and att-03 land on dom0-a (TPM 1.2), att-02 on dom0-b (TPM 2.0): members are spread in turn. */
+const MEMBERS = { "att-01": "1.2", "att-02": "2.0", "att-03": "1.2" } as const;
+type Member = keyof typeof MEMBERS;
+const HOST_OF: Record<Member, string> = { "att-01": "dom0-a", "att-02": "dom0-b", "att-03": "dom0-a" };
 const BASE = "/var/lib/xen/images/measured";
 
 const kernel = Buffer.concat([Buffer.from("\x7fELF attested kernel "), randomBytes(120_000)]);
@@ -101,6 +105,43 @@ afterAll(() =>
 );
 
 const text = (r: OperationResult) => r.diagnostics.join("\n");
+
+/** Each member's address, from the Guests in the stack's state (known even after a failed up). */
+async function addresses(): Promise<Record<string, string>> {
+  const { deployment } = await stack.exportState();
+  return Object.fromEntries(
+    (deployment.resources ?? [])
+      .filter((r) => String(r.type).endsWith(":Guest"))
+      .map((r) => {
+        const inputs = r.inputs as { name: string; vifs: Array<{ ip: string }> };
+        return [inputs.name, inputs.vifs[0].ip.split("/")[0]];
+      }),
+  );
+}
+
+/** Which of `among` reach which, both ways, as "a>b": one ping from inside each guest. */
+async function reachable(among: readonly Member[]): Promise<string[]> {
+  const ip = await addresses();
+  const out: string[] = [];
+  for (const from of among)
+    for (const to of among)
+      if (from !== to && (await lab.guestPings(HOST_OF[from], from, ip[to]))) out.push(`${from}>${to}`);
+  return out;
+}
+
+/** Every ordered pair of `among`, as reachable() writes them. */
+const allPairs = (among: readonly Member[]) =>
+  among.flatMap((from) => among.filter((to) => to !== from).map((to) => `${from}>${to}`));
+
+/** The bridge a member's port is on, as its host shows it. */
+const bridgeOf = async (m: Member) =>
+  (
+    await lab.check(
+      HOST_OF[m],
+      'ip -o link show dev "$1" | grep -o " master [^ ]*" | cut -d" " -f3',
+      `tvp-${m}`,
+    )
+  ).trim();
 /** The engine's step events for one resource, as JSON text. */
 const stepsOf = (r: OperationResult, name: string) =>
   r.events
@@ -121,6 +162,14 @@ it("a member declared with a kernel whose bytes differ from what its disk boots 
     );
   }
   expect(text(r)).not.toMatch(/PCR 5 is/);
+  // Each refused member's port is held, and no member reaches another, either way.
+  for (const member of refused) {
+    expect(text(r)).toContain(`its port tvp-${member} is held on tvh-att on `);
+    expect(await bridgeOf(member as Member)).toBe("tvh-att");
+  }
+  const running = Object.keys(await addresses()) as Member[];
+  expect(running.length).toBeGreaterThanOrEqual(2);
+  expect(await reachable(running)).toEqual([]);
 });
 
 it("fixing the declaration admits every member, TPM 1.2 and 2.0, with the PCRs pv-grub measured", async () => {
@@ -140,8 +189,12 @@ it("fixing the declaration admits every member, TPM 1.2 and 2.0, with the PCRs p
   const summary = String(o.summary);
   expect(summary.split("\n")[1]).toMatch(/attested\s+PCR digest$/);
   expect(summary).toContain(`yes       sha256:${digest.slice(0, 16)}`);
-  expect(String(o.diagram).match(/:::attested/g)).toHaveLength(2 + 1); // two members and the legend
+  expect(String(o.diagram).match(/:::attested/g)).toHaveLength(3 + 1); // three members and the legend
   expectExit(await stack.preview({ refresh: true, expectNoChanges: true }));
+  // Admitted: every port on the TVD bridge, and every member reaches every other, across hosts.
+  const all = Object.keys(MEMBERS) as Member[];
+  for (const member of all) expect(await bridgeOf(member)).toBe("tvd-att");
+  expect(await reachable(all)).toEqual(allPairs(all));
 });
 
 it("a plain preview shows another kernel file as a changed baseline on every member", async () => {
@@ -156,8 +209,42 @@ it("a plain preview shows another kernel file as a changed baseline on every mem
   await stack.setConfig("kernel", files.kernel);
 });
 
-it("a PCR extended out of band is drift in preview --refresh naming the PCR, and up refuses that member", async () => {
-  const member = "att-02";
+it("a member removed from the TVD has its certificate rejected by the CRL the others hold", async () => {
+  const before = await stack.outputs();
+  const certs = before.certs as Record<Member, string>;
+  await stack.setConfig("members", "2");
+  expectExit(await stack.up());
+  expect((await lab.domainNames("dom0-a")).filter((d) => d.startsWith("att-03"))).toEqual([]);
+  // What att-01 holds, read from its own xenstore data path, is what it checks its peers with.
+  const held = await lab.check("dom0-a", 'xenstore-read "/local/domain/$(xl domid att-01)/data/tvd/crl"');
+  const verify = (member: Member) => {
+    const files = {
+      ca: path.join(dir, "ca.pem"),
+      crl: path.join(dir, "crl.pem"),
+      cert: path.join(dir, `${member}.pem`),
+    };
+    writeFileSync(files.ca, String(before.caCertPem));
+    writeFileSync(files.crl, held);
+    writeFileSync(files.cert, certs[member]);
+    return spawnSync(
+      "openssl",
+      ["verify", "-crl_check", "-CAfile", files.ca, "-CRLfile", files.crl, files.cert],
+      {
+        encoding: "utf8",
+      },
+    );
+  };
+  const removed = verify("att-03");
+  expect(removed.status).not.toBe(0);
+  expect(`${removed.stdout}${removed.stderr}`).toContain("certificate revoked");
+  const kept = verify("att-02");
+  expect(`${kept.stdout}${kept.stderr}`).toContain("OK");
+  expect(kept.status).toBe(0);
+  expect(await reachable(["att-01", "att-02"])).toEqual(allPairs(["att-01", "att-02"]));
+});
+
+it("a PCR extended out of band is drift in preview --refresh naming the PCR, and up refuses that member and cuts it off", async () => {
+  const member: Member = "att-02";
   const vtpm = labStatus(lab.stateDir)
     .find((h) => h.name === HOSTS[1])!
     .vtpms.find((v) => v.domain === `${member}-vtpm`)!;
@@ -187,6 +274,16 @@ it("a PCR extended out of band is drift in preview --refresh naming the PCR, and
       `(what the member booted differs from the cmdline ${JSON.stringify(cmdline)} and initrd file ${files.initrd} declared)`,
   );
   expect(text(r)).not.toContain("member att-01 is not admitted");
+  // Cut off at once: its port is back on hold, and no ping passes either way.
+  expect(text(r)).toContain(`its port tvp-${member} is held on tvh-att on `);
+  expect(await bridgeOf(member)).toBe("tvh-att");
+  expect(await bridgeOf("att-01")).toBe("tvd-att");
+  expect(await reachable(["att-01", member])).toEqual([]);
+  // The next up, without a refresh, asks again and refuses again: nothing re-admits it silently.
+  const again = await stack.up();
+  expect(again.code).not.toBe(0);
+  expect(text(again)).toContain(`member ${member} is not admitted to its TVD: PCR 5 is ${now}`);
+  expect(await bridgeOf(member)).toBe("tvh-att");
 });
 
 it("destroy removes the TVD and leaves the template", async () => {

@@ -195,6 +195,24 @@ describe("MemberAttestation's check", () => {
       { property: "baseline.pcrs", reason: expect.stringContaining("at least one PCR") },
     ]);
   });
+
+  it("takes the member's port to hold on failure, and names a bad one with the value and the fix", async () => {
+    const port = { name: "tvp-red-01", bridge: "tvd-red", holdingBridge: "tvh-red" };
+    expect((await check({ ...GOOD, port })).failures).toBeUndefined();
+    const r = await check({
+      ...GOOD,
+      port: { name: "eth0; reboot", bridge: "tvd-red", holdingBridge: "tvd-red" },
+    });
+    expect(r.failures).toEqual(
+      expect.arrayContaining([
+        { property: "port.name", reason: expect.stringContaining("must be an interface name") },
+        {
+          property: "port.holdingBridge",
+          reason: "tvd-red is the TVD bridge itself: give the TVD network's holdingBridge",
+        },
+      ]),
+    );
+  });
 });
 
 // ---- judging real quotes --------------------------------------------------------------------

@@ -18,6 +18,7 @@ jest.setTimeout(60_000);
 
 const registered: Registered[] = [];
 const DIGEST = "d0".repeat(32);
+const ATTESTED_AT = "2026-11-30T19:00:00.000Z";
 const CRL = "-----BEGIN X509 CRL-----\nMA==\n-----END X509 CRL-----\n";
 
 function computedOutputs(kind: string, name: string): Record<string, unknown> {
@@ -40,7 +41,7 @@ function computedOutputs(kind: string, name: string): Record<string, unknown> {
     case "SeedImage":
       return { path: `/var/lib/xen/images/${name}.img` };
     case "MemberAttestation":
-      return { attested: true, pcrDigest: DIGEST, pcrs: {} };
+      return { attested: true, pcrDigest: DIGEST, pcrs: {}, attestedAt: ATTESTED_AT };
     case "TvdRevocationList":
       return { crlPem: CRL };
     default:
@@ -82,6 +83,8 @@ function tvd(props: Partial<TrustedVirtualDomainProps>) {
 it("with measuredBoot: a holding bridge per host, every vif declared on it by name, a MemberPort per member after its attestation", async () => {
   const red = tvd({ measuredBoot: { kernel, cmdline: "ro" } });
   await valueOf(red.summary);
+  // A port registers once its attestation's outputs are known.
+  await Promise.all(Object.values(red.memberResources).map((m) => valueOf(m.port!.urn)));
   for (const n of ofKind("TvdNetwork"))
     expect(n.inputs).toMatchObject({ bridge: "tvd-red", holdingBridge: "tvh-red" });
   const guests = ofKind("Guest");
@@ -89,6 +92,13 @@ it("with measuredBoot: a holding bridge per host, every vif declared on it by na
     expect.objectContaining({ bridge: "tvh-red", vifname: "tvp-red-01" }),
     expect.objectContaining({ bridge: "tvh-red", vifname: "tvp-red-02" }),
   ]);
+  // A member that fails its attestation later has its port held by the attestation itself.
+  for (const a of ofKind("MemberAttestation"))
+    expect(a.inputs.port).toEqual({
+      name: `tvp-${a.name.replace(/-attestation$/, "")}`,
+      bridge: "tvd-red",
+      holdingBridge: "tvh-red",
+    });
   const ports = ofKind("MemberPort");
   expect(ports.map((p) => p.name)).toEqual(["red-01-port", "red-02-port"]);
   for (const p of ports) {
@@ -99,6 +109,7 @@ it("with measuredBoot: a holding bridge per host, every vif declared on it by na
       bridge: "tvd-red",
       holdingBridge: "tvh-red",
       admission: DIGEST,
+      attestedAt: ATTESTED_AT,
       admitted: true,
       crlPem: CRL,
     });

@@ -2,6 +2,8 @@ import { z } from "zod";
 import { domainName } from "../../names";
 import { connectionSchema } from "../../transport/connection";
 import { unmarked } from "../../core/define";
+import { vifName } from "../guest/args";
+import { bridgeName } from "../tvdNetwork/args";
 import { pcrIndexProblem, pcrValueProblem } from "./baseline";
 
 const base64 = z
@@ -38,6 +40,29 @@ export const baselineSchema = z
   });
 
 /**
+ * The member's port on its TVD network (the one its MemberPort admits): a failed attestation puts
+ * it back on the holding bridge before the step fails, so a member that no longer proves its
+ * baseline is cut off at once, not at the next successful `up`.
+ */
+export const heldPortSchema = z
+  .strictObject({
+    /** The member's vif backend interface in dom0 (its Guest's `vifname`). */
+    name: vifName,
+    /** The TVD bridge the port may be taken from. */
+    bridge: bridgeName,
+    /** The TVD's holding bridge on this host, where the port is put. */
+    holdingBridge: bridgeName,
+  })
+  .superRefine((p, ctx) => {
+    if (p.bridge === p.holdingBridge)
+      ctx.addIssue({
+        code: "custom",
+        path: ["holdingBridge"],
+        message: `${p.holdingBridge} is the TVD bridge itself: give the TVD network's holdingBridge`,
+      });
+  });
+
+/**
  * MemberAttestation inputs: which member (its guest domain on the dom0 of `connection`), the AK
  * its VtpmIdentity certified (only that AK's quotes count), and the baseline it must prove.
  */
@@ -51,6 +76,11 @@ export const memberAttestationSchema = z
     /** The certified AK's public part, base64 (TPM_PUBKEY for 1.2, TPMT_PUBLIC for 2.0). */
     akPublic: base64,
     baseline: baselineSchema,
+    /**
+     * The member's port, held when its attestation fails.
+     * @default - none: a failed attestation fails the step and moves no port
+     */
+    port: heldPortSchema.optional(),
     /**
      * How long to wait for the member's agent to quote.
      * @default - 60

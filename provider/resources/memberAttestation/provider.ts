@@ -20,6 +20,7 @@ import {
 } from "../../core/define";
 import type { Dom0 } from "../../dom0/dom0";
 import { askRunningMember } from "../memberAgent";
+import { holdPort } from "../memberPort/provider";
 import {
   checkPcrBaseline,
   makeQuoteRequest,
@@ -47,6 +48,8 @@ const changes: ChangeClasses<MemberAttestationInputs> = {
   tpmVersion: "inPlace",
   akPublic: "inPlace",
   baseline: "inPlace",
+  // A port to hold on failure; nothing is moved while the member proves its baseline.
+  port: "inPlace",
   readyTimeoutSec: "inPlace",
 };
 
@@ -188,10 +191,43 @@ async function attest(
   return judgeQuote(ak, request, answer, v.baseline);
 }
 
-/** Attests or fails the step with the PCR and both values. */
+/**
+ * Puts the member's port on hold, when it has one, and says so for the error: a member that does
+ * not prove its baseline reaches nobody in its TVD from this moment. What stops the hold (a port
+ * that is not this stack's, a guest not running) is said instead, never hidden.
+ */
+async function holdMember(ctx: Context, v: MemberAttestationInputs): Promise<string> {
+  if (!v.port) return "";
+  const place = {
+    connection: v.connection,
+    port: v.port.name,
+    domain: v.guest,
+    bridge: v.port.bridge,
+    holdingBridge: v.port.holdingBridge,
+  };
+  try {
+    const endpoint = await holdPort(ctx, place);
+    return `; its port ${v.port.name} is held on ${v.port.holdingBridge} on ${endpoint}, out of the TVD network, until it proves its baseline`;
+  } catch (e) {
+    return `; its port ${v.port.name} could not be held: ${(e as Error).message}`;
+  }
+}
+
+/**
+ * Attests, or holds the member's port and fails the step with the PCR and both values (or with why
+ * its agent could not be asked).
+ */
 async function admit(ctx: Context, v: MemberAttestationInputs): Promise<MemberAttestationExtra> {
-  const outcome = await attest(dom0Of(ctx), v, v.readyTimeoutSec);
-  if (!outcome.ok) throw new Error(notAdmitted(v.guest, outcome.failure, v.baseline));
+  let outcome: AttestationOutcome;
+  try {
+    outcome = await attest(dom0Of(ctx), v, v.readyTimeoutSec);
+  } catch (e) {
+    const held = await holdMember(ctx, v);
+    if (held) (e as Error).message += held;
+    throw e;
+  }
+  if (!outcome.ok)
+    throw new Error(notAdmitted(v.guest, outcome.failure, v.baseline) + (await holdMember(ctx, v)));
   return {
     attested: true,
     pcrs: outcome.pcrs,

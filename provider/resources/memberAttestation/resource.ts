@@ -18,6 +18,16 @@ export interface MemberAttestationArgs {
    * cmdline })`, computed in the program from the files it declares.
    */
   readonly baseline: pulumi.Input<PcrBaseline>;
+  /**
+   * The member's port on its TVD network (its MemberPort's port and bridges): a failed attestation
+   * puts it back on the holding bridge before the step fails, so the member reaches nobody.
+   * @default - none: a failed attestation fails the step and moves no port
+   */
+  readonly port?: pulumi.Input<{
+    readonly name: pulumi.Input<string>;
+    readonly bridge: pulumi.Input<string>;
+    readonly holdingBridge: pulumi.Input<string>;
+  }>;
   /** How long to wait for the member's agent to quote. @default 60 */
   readonly readyTimeoutSec?: pulumi.Input<number>;
 }
@@ -26,7 +36,7 @@ export interface MemberAttestationArgs {
  * A member admitted to its TVD by attestation: its vTPM quotes the baseline's PCRs over a fresh
  * nonce with the AK its VtpmIdentity certified; the provider verifies the quote and compares it
  * with the baseline. A member that booted anything else is not admitted, and the error names the
- * PCR with both values. Each refresh attests again: a PCR that left the baseline shows as drift
+ * PCR with both values; with `port`, that member's port is put back on hold first. Each refresh attests again: a PCR that left the baseline shows as drift
  * on `baseline`.
  */
 export class MemberAttestation extends TvdResource {

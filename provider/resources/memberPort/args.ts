@@ -25,6 +25,15 @@ export const memberPortShape = z.strictObject({
     .string()
     .regex(/^[0-9a-f]{40,128}$/, "must be the member's attested PCR digest: 40 to 128 lowercase hex digits"),
   /**
+   * When the attestation the admission rests on was made (MemberAttestation.attestedAt): each new
+   * attestation places the port again, so a member whose port a failed attestation held rejoins
+   * its TVD as soon as it proves its baseline again, without waiting for a refresh.
+   * @default - none
+   */
+  attestedAt: z.iso
+    .datetime({ message: "must be an ISO 8601 UTC time, as MemberAttestation.attestedAt gives it" })
+    .optional(),
+  /**
    * Whether the member is admitted now: false (its attestation failed since) puts the port back on
    * the holding bridge.
    * @default true

@@ -31,23 +31,27 @@ const changes: ChangeClasses<MemberPortInputs> = {
   bridge: "replace",
   holdingBridge: "replace",
   admission: "inPlace",
+  attestedAt: "inPlace",
   admitted: "inPlace",
   crlPem: "inPlace",
 };
 
-const portOf = (v: MemberPortInputs): Artifact => ({
+/** Where a port is moved: the port, its domain and the TVD's two bridges on its dom0. */
+export type PortPlace = Pick<MemberPortInputs, "connection" | "port" | "domain" | "bridge" | "holdingBridge">;
+
+const portOf = (v: PortPlace): Artifact => ({
   type: "link",
   name: v.port,
   role: "guest vif",
   property: "port",
 });
-const bridgeOf = (v: MemberPortInputs): Artifact => ({
+const bridgeOf = (v: PortPlace): Artifact => ({
   type: "bridge",
   name: v.bridge,
   role: "TVD bridge",
   property: "bridge",
 });
-const holdOf = (v: MemberPortInputs): Artifact => ({
+const holdOf = (v: PortPlace): Artifact => ({
   type: "bridge",
   name: v.holdingBridge,
   role: "TVD holding bridge",
@@ -63,7 +67,7 @@ const stackOf = (owner: string) => owner.split(" ")[0];
  * stack's TvdNetworks. Empty when it may. Pure.
  */
 export function ownershipProblems(
-  v: MemberPortInputs,
+  v: PortPlace,
   owner: string,
   records: ReadonlyMap<string, OwnerRecord>,
 ): string[] {
@@ -130,10 +134,10 @@ export function crlSeen(v: MemberPortInputs, held: string | undefined): Partial<
   return { crlPem: held.trim() ? held : driftMarker("the TVD's CRL", "missing", `${v.domain} holds none`) };
 }
 
-const portsOf = (v: MemberPortInputs) => MemberPorts.connect(v.connection);
+const portsOf = (v: PortPlace) => MemberPorts.connect(v.connection);
 
 /** Refuses, naming what is there, unless the port and both bridges are this stack's. */
-async function checkOwnership(ctx: Context, v: MemberPortInputs, endpoint: string): Promise<void> {
+async function checkOwnership(ctx: Context, v: PortPlace, endpoint: string): Promise<void> {
   const records = await ctx.dom0!.owners([portOf(v), bridgeOf(v), holdOf(v)]);
   const problems = ownershipProblems(v, ctx.owner, records);
   if (problems.length)
@@ -153,6 +157,18 @@ async function place(ctx: Context, v: MemberPortInputs): Promise<MemberPortExtra
   const [to, from] = v.admitted ? [v.bridge, v.holdingBridge] : [v.holdingBridge, v.bridge];
   await ports.movePort(v.port, v.domain, to, from);
   return { portBridge: to };
+}
+
+/**
+ * Puts a member's port back on hold (a member that failed its attestation): the same ownership
+ * check as a MemberPort's, and a port already held is left as it is. Returns the holding bridge's
+ * host, for the error that follows.
+ */
+export async function holdPort(ctx: Context, v: PortPlace): Promise<string> {
+  const ports = await portsOf(v);
+  await checkOwnership(ctx, v, ports.endpoint);
+  await ports.movePort(v.port, v.domain, v.holdingBridge, v.bridge);
+  return ports.endpoint;
 }
 
 export const definition: ResourceDefinition<MemberPortInputs, MemberPortExtra> = {

@@ -20,6 +20,12 @@ export interface MemberPortArgs {
    */
   readonly admission: pulumi.Input<string>;
   /**
+   * When that attestation was made (MemberAttestation.attestedAt): each new one places the port
+   * again, so a member held after a failed attestation rejoins once it proves its baseline.
+   * @default - none
+   */
+  readonly attestedAt?: pulumi.Input<string>;
+  /**
    * Whether the member is admitted now (MemberAttestation.attested): false puts the port back on
    * the holding bridge.
    * @default true
