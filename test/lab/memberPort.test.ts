@@ -16,7 +16,7 @@ import * as path from "node:path";
 import { Dom0 } from "../../provider/dom0/dom0";
 import { createTvdCa, issueIdentityCertificate } from "../../provider/pki/x509";
 import { revocationListLifecycle as crls } from "../../provider/resources/revocationList/provider";
-import { memberPortLifecycle as port } from "../../provider/resources/memberPort/provider";
+import { holdPort, memberPortLifecycle as port } from "../../provider/resources/memberPort/provider";
 import { tvdNetworkLifecycle as net } from "../../provider/resources/tvdNetwork/provider";
 import { connectionSchema } from "../../provider/transport/connection";
 import { cfg, startTestLab, type TestLab } from "../support/lab";
@@ -255,6 +255,42 @@ describe("the admission gate", () => {
     // Where everything is as declared, a refresh shows nothing.
     const read = await port.read("tvp-red-a", ports["red-a"]!);
     expect(read.props).toEqual(ports["red-a"]);
+  });
+
+  it("a failed attestation holds the member's port at once, and its next attestation (attestedAt) admits it again", async () => {
+    const dom0 = await dom0Of(B);
+    const place = {
+      connection: connectionSchema.parse(connection[B]),
+      port: "tvp-red-b",
+      domain: "red-b",
+      bridge: "tvd-red",
+      holdingBridge: "tvh-red",
+    };
+    // What MemberAttestation does when red-b's quote no longer proves its baseline.
+    const ctx = { dom0, owner: "lab/test MemberAttestation red-b-attestation", state: {} };
+    expect(await holdPort(ctx, place)).toBe(dom0.endpoint);
+    expect(await masterOf(B, "tvp-red-b")).toBe("tvh-red");
+    expect(await reachable()).toEqual([]);
+    // Held already: nothing moves. Another stack's attestation may not touch it.
+    await holdPort(ctx, place);
+    await expect(holdPort({ ...ctx, owner: "other/stack MemberAttestation red-b" }, place)).rejects.toThrow(
+      "tvp-red-b is lab/test Guest red-b's guest vif, not a guest vif of other/stack",
+    );
+    expect(await masterOf(B, "tvp-red-b")).toBe("tvh-red");
+    // Its MemberPort's state still says admitted: a new attestation is a change, and places it again.
+    const news = await checked(
+      port,
+      portOwner("red-b"),
+      portInputs("red-b", { crlPem: ports["red-b"]!.crlPem, attestedAt: new Date().toISOString() }),
+      ports["red-b"],
+    );
+    expect(await port.diff("tvp-red-b", ports["red-b"]!, news)).toMatchObject({
+      changes: true,
+      replaces: [],
+    });
+    ports["red-b"] = (await port.update("tvp-red-b", ports["red-b"]!, news)).outs;
+    expect(await masterOf(B, "tvp-red-b")).toBe("tvd-red");
+    expect(await reachable()).toEqual(["red-a>red-b", "red-b>red-a"]);
   });
 
   it("a restarted guest comes back held: a refresh shows admitted false, and up admits it again", async () => {
