@@ -12,7 +12,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { portNameFor } from "../../constructs/plan";
 import { TrustedVirtualDomain, XenHost, type TrustedVirtualDomainProps } from "../../index";
-import { mockEngine, type Registered } from "../support/pulumiMocks";
+import { mockEngine, tvdComputedOutputs, type Registered } from "../support/pulumiMocks";
 
 jest.setTimeout(60_000);
 
@@ -21,33 +21,11 @@ const DIGEST = "d0".repeat(32);
 const ATTESTED_AT = "2026-11-30T19:00:00.000Z";
 const CRL = "-----BEGIN X509 CRL-----\nMA==\n-----END X509 CRL-----\n";
 
-function computedOutputs(kind: string, name: string): Record<string, unknown> {
-  switch (kind) {
-    case "Vtpm":
-      return { uuid: `uuid-of-${name}` };
-    case "TvdAuthority":
-      return { caCertPem: `ca of ${name}`, sshCaPublicKey: `ssh-ed25519 ca-of-${name}` };
-    case "MemberIdentity":
-      return { sshHostKeyFingerprint: `SHA256:${name}`, x509Serial: `0a${name.length}`, sshCertSerial: "0b" };
-    case "VtpmIdentity":
-      return {
-        tpmVersion: "1.2",
-        ekFingerprint: "ee".repeat(32),
-        akFingerprint: "aa".repeat(32),
-        akPublic: `ak-of-${name}`,
-        ekCertSerial: "0c",
-        akCertSerial: "0d",
-      };
-    case "SeedImage":
-      return { path: `/var/lib/xen/images/${name}.img` };
-    case "MemberAttestation":
-      return { attested: true, pcrDigest: DIGEST, pcrs: {}, attestedAt: ATTESTED_AT };
-    case "TvdRevocationList":
-      return { crlPem: CRL };
-    default:
-      return {};
-  }
-}
+const computedOutputs = tvdComputedOutputs({
+  MemberIdentity: (name) => ({ x509Serial: `0a${name.length}` }),
+  MemberAttestation: () => ({ pcrDigest: DIGEST, attestedAt: ATTESTED_AT }),
+  TvdRevocationList: () => ({ crlPem: CRL }),
+});
 
 let dir: string;
 let kernel: string;

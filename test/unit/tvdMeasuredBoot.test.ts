@@ -11,37 +11,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { pvGrubBaseline, TrustedVirtualDomain, XenHost, type TrustedVirtualDomainProps } from "../../index";
-import { mockEngine, type Registered } from "../support/pulumiMocks";
+import { mockEngine, tvdComputedOutputs, type Registered } from "../support/pulumiMocks";
 
 jest.setTimeout(60_000);
 
 const registered: Registered[] = [];
 
-function computedOutputs(kind: string, name: string): Record<string, unknown> {
-  switch (kind) {
-    case "Vtpm":
-      return { uuid: `uuid-of-${name}` };
-    case "TvdAuthority":
-      return { caCertPem: `ca of ${name}`, sshCaPublicKey: `ssh-ed25519 ca-of-${name}` };
-    case "MemberIdentity":
-      return { sshHostKeyFingerprint: `SHA256:${name}`, x509Serial: "0a", sshCertSerial: "0b" };
-    case "VtpmIdentity":
-      return {
-        tpmVersion: "2.0",
-        ekFingerprint: "ee".repeat(32),
-        akFingerprint: "aa".repeat(32),
-        akPublic: `ak-of-${name}`,
-        ekCertSerial: "0c",
-        akCertSerial: "0d",
-      };
-    case "SeedImage":
-      return { path: `/var/lib/xen/images/${name}.img` };
-    case "MemberAttestation":
-      return { attested: true, pcrDigest: "d0".repeat(32), pcrs: {}, attestedAt: "2026-11-30T00:00:00.000Z" };
-    default:
-      return {};
-  }
-}
+const computedOutputs = tvdComputedOutputs({ VtpmIdentity: () => ({ tpmVersion: "2.0" }) });
 
 let dir: string;
 let kernel: string;

@@ -20,35 +20,14 @@ import {
   VtpmManager,
   XenHost,
 } from "../../index";
-import { mockEngine, type Registered } from "../support/pulumiMocks";
+import { mockEngine, tvdComputedOutputs, type Registered } from "../support/pulumiMocks";
 
 jest.setTimeout(60_000);
 
 const registered: Registered[] = [];
 
 /** What each kind's provider computes beyond its inputs, as a deployed stack would hold it. */
-function computedOutputs(kind: string, name: string): Record<string, unknown> {
-  switch (kind) {
-    case "Vtpm":
-      return { uuid: `uuid-of-${name}`, running: true, domid: 7 };
-    case "TvdAuthority":
-      return { caCertPem: `ca of ${name}`, caSerial: "01", sshCaPublicKey: `ssh-ed25519 ca-of-${name}` };
-    case "MemberIdentity":
-      return { sshHostKeyFingerprint: `SHA256:${name}`, x509Serial: "0a", sshCertSerial: "0b" };
-    case "VtpmIdentity":
-      return {
-        tpmVersion: "1.2",
-        ekFingerprint: "ee".repeat(32),
-        akFingerprint: "aa".repeat(32),
-        ekCertSerial: "0c",
-        akCertSerial: "0d",
-      };
-    case "SeedImage":
-      return { path: `/var/lib/xen/images/${name}.img` };
-    default:
-      return {};
-  }
-}
+const computedOutputs = tvdComputedOutputs();
 
 beforeAll(() => mockEngine(registered, computedOutputs));
 
