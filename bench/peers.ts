@@ -6,8 +6,12 @@
  * 1 GiB and a 20 GiB sparse base image. Writes bench/results/peers.json: each figure, the ratios,
  * the machine.
  *
- *   npm run bench:peers -- [--guests 30,99,300] [--scope "..."]
+ *   npm run bench:peers -- [--guests 30,99,300] [--parallel 512] [--scope "..."]
  *   (or: npm run build:lab && node build/bench/peers.js ...)
+ *
+ * pulumi-tvd runs with Pulumi's own bound on steps at once (`PULUMI_PARALLEL`) at 512, as the
+ * README advises: pulumi-tvd bounds each host itself (8 SSH channels, reads coalesced), so the
+ * CLI's default (4 per CPU) only queues work in front of it. `--parallel 8` measures the default.
  *
  * Builds the library's consumer package (as the e2e tests do), uses its own lab state dir and
  * ports, and tears the lab down at the end. Run it alone on the machine, under the lab lock.
@@ -93,6 +97,11 @@ function tableOf(f: SizeFigures): string {
 
 async function main(): Promise<void> {
   const sizes = sizesFrom(option("--guests") ?? "30,99,300");
+  const parallel = Number(option("--parallel") ?? 512);
+  if (!Number.isInteger(parallel) || parallel < 1)
+    throw new Error(`--parallel must be a whole number of at least 1, like 512; got ${option("--parallel")}`);
+  // Every pulumi run of the bench inherits it (PulumiWay passes the environment on).
+  process.env.PULUMI_PARALLEL = String(parallel);
   const scope = option("--scope") ?? (sizes.join(",") === "30,99,300" ? "full" : `${sizes.join(",")} only`);
   process.stderr.write("[peers] building the consumer package (npm run build, pack, install)\n");
   await buildConsumer();
@@ -133,6 +142,8 @@ async function main(): Promise<void> {
         ),
       },
       hosts: HOSTS,
+      /** Pulumi's bound on steps at once (PULUMI_PARALLEL) in every pulumi-tvd run. */
+      pulumiParallel: parallel,
       smallProgramPreview: small,
       figures,
       ratios,

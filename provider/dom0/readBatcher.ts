@@ -7,11 +7,14 @@ import type { ExecResult, SshSession } from "../transport/ssh";
 import { readBatchArgv, renderReadBatch, splitReadBatch } from "./readBatch";
 
 /**
- * How long the first read of a batch waits for others. The engine's reads of one wave reach the
- * provider a few milliseconds apart (each its own gRPC call, its inputs parsed first); a round
- * trip costs tens to hundreds.
+ * How long a batch waits for one more read. The engine's reads of one wave reach the provider a
+ * few milliseconds apart (each its own gRPC call, its inputs parsed first), further apart on a
+ * loaded machine; so a batch goes once no read came for this long, and a round trip costs tens to
+ * hundreds.
  */
-const COLLECT_MS = 10;
+const QUIET_MS = 10;
+/** The longest a batch waits for more, however steadily reads keep coming. */
+const COLLECT_MAX_MS = 100;
 
 /** A batch's size bound: its stdin and its output stay a few MiB at most. */
 const MAX_READS_PER_BATCH = 256;
@@ -25,6 +28,8 @@ interface PendingRead {
 class ReadBatcher {
   private pending: PendingRead[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** When the batch being collected got its first read. */
+  private collectingSince = 0;
   private inFlight = false;
 
   constructor(private readonly session: SshSession) {}
@@ -37,8 +42,17 @@ class ReadBatcher {
     return new Promise((resolve, reject) => {
       this.pending.push({ argv, resolve, reject });
       // Reads that arrive while a batch is out go together as soon as it is back.
-      if (!this.inFlight && !this.timer) this.timer = setTimeout(() => void this.flush(), COLLECT_MS);
+      if (!this.inFlight) this.collect();
     });
+  }
+
+  /** (Re)arms the timer: the batch goes after QUIET_MS without a new read, or at COLLECT_MAX_MS. */
+  private collect(): void {
+    const now = Date.now();
+    if (this.timer) clearTimeout(this.timer);
+    else this.collectingSince = now;
+    const wait = Math.min(QUIET_MS, this.collectingSince + COLLECT_MAX_MS - now);
+    this.timer = setTimeout(() => void this.flush(), Math.max(0, wait));
   }
 
   private async flush(): Promise<void> {
