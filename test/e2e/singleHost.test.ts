@@ -7,7 +7,8 @@
 import { readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
 import type { LabHostRecord } from "../../lab/host";
-import { startTestLab, type TestLab } from "../support/lab";
+import { SEEDED_IMAGES_LISTING, startTestLab, type TestLab } from "../support/lab";
+import { profiled } from "../support/exampleProfile";
 import { disposeThen, expectExit, stepOf, TestStack } from "./pulumi";
 
 jest.setTimeout(15 * 60_000);
@@ -47,7 +48,7 @@ const step = stepOf;
 let uuids: Record<string, string>;
 
 it("up builds the manager, then each vTPM, then each guest on its own overlay", async () => {
-  expectExit(await stack.up());
+  expectExit(await profiled("lab", "up", stats, () => stack.up()));
   expect(await running()).toEqual(["db1", "db1-vtpm", "vtpmmgr", "web1", "web1-vtpm", "web2", "web2-vtpm"]);
   const members = (await stack.outputs()).members as Record<
     string,
@@ -121,7 +122,11 @@ it("up repairs every drift without losing data, and nothing is left to change", 
   // Every vTPM keeps its UUID: its keys are intact.
   const members = (await stack.outputs()).members as Record<string, { vtpmUuid: string }>;
   for (const g of GUESTS) expect(members[g].vtpmUuid).toBe(uuids[g]);
-  expectExit(await stack.preview({ expectNoChanges: true, refresh: true }));
+  expectExit(
+    await profiled("lab", "previewRefresh", stats, () =>
+      stack.preview({ expectNoChanges: true, refresh: true }),
+    ),
+  );
 });
 
 it("destroy leaves no domains and no files but the archived vTPM images", async () => {
@@ -129,7 +134,7 @@ it("destroy leaves no domains and no files but the archived vTPM images", async 
   expectExit(destroy);
   expect(await running()).toEqual([]);
   expect(await sh("ls -A /etc/xen")).toBe("");
-  expect(await sh("ls -A /var/lib/xen/images")).toBe("debian-base.raw\n");
+  expect(await sh("ls -A /var/lib/xen/images")).toBe(SEEDED_IMAGES_LISTING);
   expect(await sh("ls -A /var/lib/xen/vtpm")).toBe("");
   expect(await lab.archivedFiles(A)).toEqual([
     "db1-vtpm.img",

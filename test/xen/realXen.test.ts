@@ -11,13 +11,15 @@
  * it (about a minute) and powers it off, so QEMU takes its core only while these tests run.
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { runScenarios } from "../../lab/conformance/run";
 import { compareObservations, type Observation } from "../../lab/conformance/scenarios";
 import type { XenInventoryHost } from "../../lab/xen/boot";
 import { expectExit, stepOf, TestStack } from "../e2e/pulumi";
 import { emulatorAgainst } from "../support/conformance";
+import { profiled } from "../support/exampleProfile";
 import type { LabAccess } from "../support/lab";
 import { bootXenTestHost, stopXenTestHost, XEN_TEST_HOST as X, XEN_TEST_STATE } from "../support/xenLab";
 
@@ -67,9 +69,11 @@ describe("the single-host example on real Xen", () => {
   const ALL = ["db1", "db1-vtpm", "vtpmmgr", "web1", "web1-vtpm", "web2", "web2-vtpm"];
   let stack: TestStack;
   let uuids: Record<string, string>;
+  let stats: string;
 
   beforeAll(async () => {
     const c = xen.connection(X);
+    stats = path.join(mkdtempSync(path.join(os.tmpdir(), "tvd-xen-stats-")), "stats.jsonl");
     stack = await TestStack.create({
       programDir: path.resolve(__dirname, "..", "..", "examples", "single-host"),
       config: {
@@ -79,6 +83,7 @@ describe("the single-host example on real Xen", () => {
         privateKey: { value: c.privateKey, secret: true },
         standInStubdoms: { value: "true" },
       },
+      env: { PULUMI_TVD_STATS: stats },
     });
   });
 
@@ -88,7 +93,7 @@ describe("the single-host example on real Xen", () => {
   const consoleOf = (domain: string) => sh('cat "/var/log/xen/console/guest-$1.log"', domain);
 
   it("up starts the manager, each vTPM, then each guest on its own qcow2 overlay", async () => {
-    expectExit(await stack.up());
+    expectExit(await profiled("realXen", "up", stats, () => stack.up()));
     expect(await domains()).toEqual(ALL);
     const members = (await stack.outputs()).members as Record<
       string,
@@ -179,7 +184,11 @@ describe("the single-host example on real Xen", () => {
   });
 
   it("preview right after up shows no changes", async () => {
-    expectExit(await stack.preview({ expectNoChanges: true, refresh: true }));
+    expectExit(
+      await profiled("realXen", "previewRefresh", stats, () =>
+        stack.preview({ expectNoChanges: true, refresh: true }),
+      ),
+    );
   });
 
   it("preview --refresh finds a guest destroyed out of band, on its running property", async () => {
