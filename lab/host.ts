@@ -22,6 +22,7 @@ import {
 } from "node:fs";
 import * as path from "node:path";
 import { run, runChecked } from "./exec";
+import { MEASURED_IMAGE, measuredBootDir, SEED_MEASURED_IMAGE, writeMeasuredBoot } from "./measuredTemplate";
 import { alive } from "./proc";
 import { ensureKey, fingerprintOfKeyFile, renderSshdConfig, waitForSsh, type LabHostEntry } from "./sshd";
 import type { HostSettings } from "./xl/state";
@@ -242,6 +243,7 @@ export async function ensureHost(opts: LabHostOptions): Promise<BootedHost> {
   await ensureKey(path.join(dir, "id_ed25519"), `pulumi-tvd-lab@${opts.name}`);
   writeFileSync(path.join(dir, "authorized_keys"), readFileSync(path.join(dir, "id_ed25519.pub")));
   installTools(root);
+  writeMeasuredBoot(opts.stateDir);
   await populate(root, dataImage, opts);
   writeFileSync(
     path.join(dir, "sshd_config"),
@@ -305,7 +307,7 @@ export async function ensureHost(opts: LabHostOptions): Promise<BootedHost> {
     );
     writeFileSync(path.join(dir, "forwarder.pid"), `${forwarderPid}\n`);
   }
-  await seedXenData(holderPid!);
+  await seedXenData(holderPid!, opts.stateDir);
   await waitForSsh("127.0.0.1", opts.port);
   return {
     name: opts.name,
@@ -343,8 +345,14 @@ export async function startSshd(holderPid: number, dir: string): Promise<void> {
 /** A small base image guests can be built from, on the host's own /var/lib/xen. */
 export const BASE_IMAGE = "/var/lib/xen/images/debian-base.raw";
 
-/** Puts the base image in place when /var/lib/xen lacks it (first start, after reset). */
-export async function seedXenData(holderPid: number): Promise<void> {
+/** Every image the lab seeds on a host: the host's own templates, never a stack's. */
+export const SEEDED_IMAGES: readonly string[] = [BASE_IMAGE, MEASURED_IMAGE];
+
+/**
+ * Puts the templates in place when /var/lib/xen lacks them (first start, after reset): the plain
+ * base image and the measured-boot one, made from the boot files under `stateDir`.
+ */
+export async function seedXenData(holderPid: number, stateDir: string): Promise<void> {
   const script = [
     'test -e "$1" && exit 0',
     'mkdir -p "$(dirname "$1")"',
@@ -353,6 +361,9 @@ export async function seedXenData(holderPid: number): Promise<void> {
   ].join("\n");
   const r = await inHost({ holderPid }, ["sh", "-c", script, "seed", BASE_IMAGE]);
   if (r.code !== 0) throw new Error(`cannot create the base image: ${r.stderr}`);
+  const boot = path.resolve(measuredBootDir(stateDir));
+  const m = await inHost({ holderPid }, ["sh", "-c", SEED_MEASURED_IMAGE, "seed", MEASURED_IMAGE, boot]);
+  if (m.code !== 0) throw new Error(`cannot create the measured-boot template from ${boot}: ${m.stderr}`);
 }
 
 /** Runs argv inside the host's namespaces (as root on that dom0), bypassing SSH. */

@@ -234,6 +234,6 @@ export async function labReset(stateDir: string): Promise<void> {
     ].join("\n");
     const r = await inHost(h, ["sh", "-c", script]);
     if (r.code !== 0) throw new Error(`reset of ${h.name} failed: ${r.stderr}`);
-    await seedXenData(h.holderPid);
+    await seedXenData(h.holderPid, stateDir);
   }
 }

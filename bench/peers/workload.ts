@@ -10,13 +10,13 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { inHost, type LabHostRecord } from "../../lab/host";
+import { BASE_IMAGE, inHost, SEEDED_IMAGES, type LabHostRecord } from "../../lab/host";
 
 export const MANAGER = "vtpmmgr";
 export const KERNEL = "/usr/lib/xen/boot/vmlinuz";
 export const GUEST_MEMORY_MIB = 64;
-/** The base image the lab seeds on every host (lab/host.ts BASE_IMAGE). */
-export const LAB_BASE_IMAGE = "/var/lib/xen/images/debian-base.raw";
+/** The base image the lab seeds on every host. */
+export const LAB_BASE_IMAGE = BASE_IMAGE;
 
 /** One host's share of the work. */
 export interface Placement {
@@ -75,7 +75,7 @@ export async function domainsOn(host: LabHostRecord): Promise<string[]> {
   return out.split("\n").filter(Boolean).sort();
 }
 
-/** Every file under /etc/xen and /var/lib/xen but the base images (and ext4's lost+found), sorted. */
+/** Every file under /etc/xen and /var/lib/xen but the base images, the lab's own templates and ext4's lost+found, sorted. */
 export async function filesOn(host: LabHostRecord, bases: readonly string[]): Promise<string[]> {
   const out = await inHostChecked(
     host,
@@ -83,7 +83,7 @@ export async function filesOn(host: LabHostRecord, bases: readonly string[]): Pr
   );
   return out
     .split("\n")
-    .filter((f) => f && !bases.includes(f))
+    .filter((f) => f && !bases.includes(f) && !SEEDED_IMAGES.includes(f))
     .sort();
 }
 

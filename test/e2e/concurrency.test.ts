@@ -23,7 +23,7 @@ import {
   stepHits,
   stepRule,
 } from "../../lab/faults";
-import type { LabHostRecord } from "../../lab/host";
+import { SEEDED_IMAGES, type LabHostRecord } from "../../lab/host";
 import { startTestLab, type TestLab } from "../support/lab";
 import { recordReliability, reliabilityScope } from "../support/reliability";
 import { consumerNodeModules } from "./consumer";
@@ -143,13 +143,13 @@ async function uuidsOf(name: string): Promise<{ config?: string; running?: strin
 /**
  * What pulumi-tvd could have made on the host that no ownership record names, or names for
  * someone else than `owners` (domains, and files in its directories); plus records of domains
- * and files that are gone, and of vTPM UUIDs no config names. The lab's base image is the host's own.
+ * and files that are gone, and of vTPM UUIDs no config names. The lab's templates are the host's own.
  */
 async function orphans(owners: readonly string[]): Promise<string[]> {
   const script = `dir=/var/lib/xen/pulumi-tvd/owners
 owner() { r="$dir/$(printf '%s' "$1" | sha256sum | cut -c1-40)"; [ -f "$r" ] && sed -n 2p -- "$r"; }
 xl list | awk 'NR > 2 { print $1 }' | while read -r d; do printf 'domain:%s\\t%s\\n' "$d" "$(owner "domain:$d")"; done
-find "$@" -type f ! -path "${BASE}" | while read -r f; do printf 'file:%s\\t%s\\n' "$f" "$(owner "file:$f")"; done
+find "$@" -type f ${SEEDED_IMAGES.map((f) => `! -path "${f}"`).join(" ")} | while read -r f; do printf 'file:%s\\t%s\\n' "$f" "$(owner "file:$f")"; done
 for r in "$dir"/*; do
   [ -f "$r" ] || continue
   key=$(sed -n 1p -- "$r")

@@ -5,7 +5,7 @@
 import * as path from "node:path";
 import { failNext, pendingFailures } from "../../lab/faults";
 import type { LabHostRecord } from "../../lab/host";
-import { startTestLab, type TestLab } from "../support/lab";
+import { SEEDED_IMAGES_LISTING, startTestLab, type TestLab } from "../support/lab";
 import { expectExit, labStackConfig, TestStack } from "./pulumi";
 
 jest.setTimeout(10 * 60_000);
@@ -56,7 +56,7 @@ it("rejects hostile names in check, naming the property, before anything of thei
     // The manager (a good name) may have been created; nothing a hostile name named was.
     const configs = (await sh("ls -A /etc/xen")).split("\n").filter((f) => f && f !== "vtpmmgr.cfg");
     expect(configs).toEqual([]);
-    expect(await sh("ls -A /var/lib/xen/images")).toBe("debian-base.raw\n");
+    expect(await sh("ls -A /var/lib/xen/images")).toBe(SEEDED_IMAGES_LISTING);
     expect((await lab.sh(A, "test -e /tmp/tvd-pwned")).exitCode).toBe(1);
   } finally {
     expectExit(await stack.destroy());

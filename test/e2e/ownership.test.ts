@@ -11,6 +11,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { SEEDED_IMAGES } from "../../lab/host";
 import { startTestLab, type TestLab } from "../support/lab";
 import { expectExit, type EngineEvent, type OperationResult, type StepSummary, TestStack } from "./pulumi";
 
@@ -246,7 +247,7 @@ async function scrub(host: string): Promise<void> {
   for (const d of await domains(host)) await lab.xl(host, "destroy", d.name);
   await sh(
     host,
-    "rm -f /etc/xen/*.cfg; find /var/lib/xen/vtpm /var/lib/xen/images -type f ! -name debian-base.raw -delete",
+    `rm -f /etc/xen/*.cfg; find /var/lib/xen/vtpm /var/lib/xen/images -type f ${SEEDED_IMAGES.map((f) => `! -path ${f}`).join(" ")} -delete`,
   );
 }
 

@@ -10,7 +10,7 @@
 import { existsSync, lstatSync, readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
 import { runChecked } from "../../lab/exec";
-import { startTestLab, type TestLab } from "../support/lab";
+import { SEEDED_IMAGES_LISTING, startTestLab, type TestLab } from "../support/lab";
 import { consumerNodeModules } from "./consumer";
 import { disposeThen, expectExit, TestStack } from "./pulumi";
 
@@ -111,7 +111,7 @@ it("pulumi destroy leaves no domain, config, disk or bridge of it; only the vTPM
   for (const h of HOSTS) {
     expect(await lab.domainNames(h)).toEqual([]);
     expect(await sh(h, "ls -A /etc/xen")).toBe("");
-    expect(await sh(h, "ls -A /var/lib/xen/images")).toBe("debian-base.raw\n");
+    expect(await sh(h, "ls -A /var/lib/xen/images")).toBe(SEEDED_IMAGES_LISTING);
     expect(await sh(h, "ls -A /var/lib/xen/vtpm")).toBe("");
     expect(await sh(h, "ip -o link show | grep -c tvd-shopdev || true")).toBe("0\n");
     expect(await lab.archivedFiles(h)).toEqual(

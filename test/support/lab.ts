@@ -4,7 +4,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { labDown, labHosts, labUp, type LabOptions } from "../../lab/lab";
-import type { LabHostRecord } from "../../lab/host";
+import { SEEDED_IMAGES, type LabHostRecord } from "../../lab/host";
 import { connectionSchema } from "../../provider/transport/connection";
 import { closeAllSessions, sessionFor, type ExecResult, type SshSession } from "../../provider/transport/ssh";
 
@@ -164,6 +164,11 @@ export async function startTestLab(opts: Omit<LabOptions, "firstPort">): Promise
     },
   };
 }
+
+/** What `ls -A /var/lib/xen/images` prints on a host no stack has touched: the lab's own templates. */
+export const SEEDED_IMAGES_LISTING = SEEDED_IMAGES.map((f) => `${path.basename(f)}\n`)
+  .sort()
+  .join("");
 
 /** Domain configs as the Xen docs write them. */
 export const cfg = {
