@@ -30,9 +30,13 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { writeMeasuredBoot } from "../../lab/measuredTemplate";
 import { paperOutputs, resolved, takePaperResources } from "../support/paperPulumi";
 
-/** The demo's inventory as `npm run lab -- up --hosts 3` writes it, with the lab's names. */
+/**
+ * The demo's inventory as `npm run lab -- up --hosts 3` writes it, with the lab's names, and the
+ * template's boot files beside it (boot/), from which the program computes its baseline.
+ */
 function inventory(): string {
   const dir = mkdtempSync(path.join(tmpdir(), "tvd-demo-diagram-"));
   writeFileSync(path.join(dir, "id"), "not a key: nothing connects on paper\n");
@@ -46,6 +50,7 @@ function inventory(): string {
     underlayIp: `10.99.0.${i}`,
   }));
   writeFileSync(path.join(dir, "inventory.json"), JSON.stringify({ hosts }));
+  writeMeasuredBoot(dir);
   return path.join(dir, "inventory.json");
 }
 
@@ -99,5 +104,18 @@ describe("the demo's TVD diagrams", () => {
     expect(red.match(/:::certified/g)).toHaveLength(6 + 1);
     expect(red).not.toContain(":::not_attested");
     expect(red).toContain(`EK sha256:${fingerprint("red-01").slice(0, 16)}`);
+  });
+
+  it("colour a member attested once its MemberAttestation proved the baseline pv-grub measured", async () => {
+    paperOutputs((kind, key, props) => {
+      if (kind === "VtpmIdentity" && key.endsWith("Fingerprint"))
+        return fingerprint(String(props.memberName));
+      if (kind === "MemberAttestation" && key === "attested") return true;
+      return notYet();
+    });
+    const { red, blue } = await demoDiagrams();
+    expect(red.match(/:::attested/g)).toHaveLength(6 + 1);
+    expect(blue.match(/:::attested/g)).toHaveLength(3 + 1);
+    expect(red).not.toContain(":::certified");
   });
 });
