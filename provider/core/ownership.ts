@@ -64,7 +64,8 @@ exists() {
 `;
 
 /**
- * $1 owner, $2 adopt (1 or 0), then key=role arguments. Under one lock on the dom0: an artifact
+ * $1 owner, $2 adopt (1 or 0), then key=role arguments. Under one lock on the dom0 (what exists
+ * is looked at before it): an artifact
  * whose record names this owner is already ours; one with another owner's record is refused;
  * one that exists without a record was made outside pulumi-tvd and is refused unless adopt is 1;
  * anything else gets this owner's record, written to a temporary file and linked into place
@@ -75,6 +76,12 @@ exists() {
 export const CLAIM = `set -u
 ${IGNORE_SIGPIPE}
 ${RECORD_FUNCTIONS}me=$1; adopt=$2; shift 2
+# What exists is looked at before the lock: a domain's costs a toolstack call, and the claims of
+# one host must not queue behind each other's for it. One made meanwhile outside pulumi-tvd is
+# refused by the create that follows, as one made just after the lock would be.
+present=""
+for a in "$@"; do key=\${a%=*}; ! exists "$key" || present="$present\${key}
+"; done
 mkdir -p -- "$dir"
 exec 9>"$dir/.lock"
 flock -w 120 9 || { echo "cannot lock $dir" >&2; exit 1; }
@@ -94,7 +101,7 @@ for a in "$@"; do
 "
     continue
   fi
-  if exists "$key" && [ "$adopt" != 1 ]; then
+  if printf '%s' "$present" | grep -qxF -- "$key" && [ "$adopt" != 1 ]; then
     conflicts="$conflicts$(printf 'conflict\\t%s\\t\\t' "$key")
 "
     continue

@@ -36,12 +36,26 @@ class ChannelRefused extends Error {}
  * round trip carries its step: the command's first words or its script's name (stepLabel), never
  * an argument's value.
  */
-function recordStat(event: "connect" | "exec", endpoint: string, argv?: readonly string[]): void {
+function recordStat(
+  event: "connect" | "exec" | "done",
+  endpoint: string,
+  argv?: readonly string[],
+  extra: { ms?: number; waitMs?: number } = {},
+): void {
   const file = process.env.PULUMI_TVD_STATS;
   if (!file) return;
   const step = argv ? { step: stepLabel(argv) } : {};
-  appendFileSync(file, JSON.stringify({ event, endpoint, ...step, pid: process.pid, at: Date.now() }) + "\n");
+  appendFileSync(
+    file,
+    JSON.stringify({ event, endpoint, ...step, pid: process.pid, at: Date.now(), ...extra }) + "\n",
+  );
 }
+
+/**
+ * With $PULUMI_TVD_STATS_TIMES set as well, each round trip also gets a "done" line with its
+ * milliseconds on the channel and its wait for one (waitMs): where an operation's time goes.
+ */
+const recordTimes = () => Boolean(process.env.PULUMI_TVD_STATS && process.env.PULUMI_TVD_STATS_TIMES);
 
 /** Bounds concurrent channels on one connection. */
 class Semaphore {
@@ -158,7 +172,9 @@ export class SshSession {
 
   /** Runs argv on the host; resolves with its output whatever the exit code. */
   async run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const asked = Date.now();
     const release = await this.channels.acquire();
+    const started = Date.now();
     this.inFlight++;
     this.socket.ref();
     try {
@@ -178,6 +194,8 @@ export class SshSession {
     } finally {
       release();
       if (--this.inFlight === 0) this.socket.unref();
+      if (recordTimes())
+        recordStat("done", this.endpoint, argv, { ms: Date.now() - started, waitMs: started - asked });
     }
   }
 
