@@ -109,6 +109,25 @@ it("deploys two TVDs, prints their summary, and a preview right after shows no c
   ).toEqual([]);
 });
 
+it("rotation reissues every member's certificates in one up, and every member is attested again", async () => {
+  type Serials = { x509Serial: string; tpm: { akCertSerial: string }; attestation: unknown };
+  const serialsOf = async () =>
+    Object.values((await stack.outputs()).members as Record<string, Record<string, Serials>>).flatMap((tvd) =>
+      Object.values(tvd),
+    );
+  const before = await serialsOf();
+  await stack.setConfig("rotation", "2");
+  expectExit(await stack.up());
+  const after = await serialsOf();
+  expect(after).toHaveLength(9);
+  for (const [i, m] of after.entries()) {
+    expect(m.x509Serial).not.toBe(before[i].x509Serial);
+    expect(m.tpm.akCertSerial).not.toBe(before[i].tpm.akCertSerial);
+    expect(m.attestation).toEqual({ attested: true, pcrDigest: expectedPcrDigest() });
+  }
+  expectExit(await stack.preview({ expectNoChanges: true }));
+});
+
 it("keeps each TVD to itself, even on the same hosts and subnet", async () => {
   const members = (await stack.outputs()).members as Record<
     string,
