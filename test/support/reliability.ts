@@ -1,6 +1,7 @@
 /**
  * bench/results/reliability.json: the figures issue 12 asks for, written by the tests that
- * measure them (a slice in CI, the whole sweep in `npm run bench:reliability`, one format).
+ * measure them (the whole sweep in `npm run bench:reliability`; a test run's slice, in the same
+ * format, to test/.work/reliability.json).
  * Each measuring test owns one section and replaces it whole; sections are merged under a lock
  * file so that test files running one after another (or a bench run) never drop each other's.
  */
@@ -17,7 +18,15 @@ import {
 import * as os from "node:os";
 import * as path from "node:path";
 
-export const RELIABILITY_FILE = path.resolve(__dirname, "..", "..", "bench", "results", "reliability.json");
+/**
+ * Where the figures go: the repository's bench/results/reliability.json for the whole sweep
+ * (`npm run bench:reliability`), and test/.work/ (not kept in git) for the slice an ordinary
+ * test run executes, which would otherwise overwrite the full figures with the slice's.
+ */
+export const RELIABILITY_FILE =
+  reliabilityScope() === "full"
+    ? path.resolve(__dirname, "..", "..", "bench", "results", "reliability.json")
+    : path.resolve(__dirname, "..", ".work", "reliability.json");
 
 /** The sections, one per kind of proof. */
 export type ReliabilitySection = "faults" | "reboot" | "concurrency" | "hostile" | "secrets";
