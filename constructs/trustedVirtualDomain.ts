@@ -400,13 +400,26 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
       members[plan.name] = { plan, vtpm, identity, seed, guest, vtpmIdentity, attestation };
     }
     if (holdingBridge) {
-      // Every serial the members hold now; one gone from the list (a member removed, a certificate
-      // reissued) is revoked in the next CRL, which every admitted member then holds.
+      // Every serial of the certificates the members hold now (X.509 identity, EK and AK
+      // certificates); one gone from the list (a member removed, a certificate reissued) is
+      // revoked in the next CRL, which every admitted member then holds. A member failing its
+      // attestation has its certificates on hold until it proves its baseline again.
       this.revocations = new TvdRevocationList(
         `${name}-crl`,
         {
           authority: this.authority,
-          memberSerials: Object.values(members).map((m) => m.identity.x509Serial),
+          memberSerials: pulumi
+            .all(Object.values(members).map(certificateSerialsOf))
+            .apply((serials) => serials.flat()),
+          heldSerials: pulumi
+            .all(
+              Object.values(members).map((m) =>
+                pulumi
+                  .all([m.attestation?.attested ?? true, certificateSerialsOf(m)])
+                  .apply(([attested, serials]) => (attested === false ? serials : [])),
+              ),
+            )
+            .apply((serials) => serials.flat()),
           validityDays: props.certificateValidityDays,
         },
         { parent: this },
@@ -421,11 +434,15 @@ export class TrustedVirtualDomain extends pulumi.ComponentResource {
             domain: m.plan.domain,
             bridge,
             holdingBridge,
-            // Known only once the attestation passed: the port waits for it.
-            admission: m.attestation.pcrDigest,
+            // Known once the attestation ran: the port waits for it, and is admitted only when it
+            // passed; otherwise it stays held and the up fails with the attestation's refusal.
+            admission: pulumi
+              .all([m.attestation.attested, m.attestation.pcrDigest])
+              .apply(([attested, digest]) => (attested ? digest : undefined)),
             // Each new attestation places the port again: one held by a failed attestation rejoins.
             attestedAt: m.attestation.attestedAt,
             admitted: m.attestation.attested,
+            refusal: m.attestation.refusal,
             crlPem: this.revocations.crlPem,
           },
           { parent: this, dependsOn: [m.guest, networks[m.plan.host]] },
@@ -534,6 +551,13 @@ function attestationOutputsOf(
     .apply(([attested, pcrDigest]) => ({ attested, pcrDigest }));
 }
 
+/** The serials of every certificate the TVD's CA issued a member: X.509, and EK and AK when owned. */
+function certificateSerialsOf(m: TvdMember): pulumi.Output<string[]> {
+  return pulumi
+    .all([m.identity.x509Serial, m.vtpmIdentity?.ekCertSerial, m.vtpmIdentity?.akCertSerial])
+    .apply((serials) => serials.filter((s): s is string => typeof s === "string" && s.length > 0));
+}
+
 function tpmOutputsOf(identity: VtpmIdentity | undefined): pulumi.Output<TvdMemberOutputs["tpm"]> {
   if (!identity) return pulumi.output(undefined);
   return pulumi
@@ -595,7 +619,9 @@ export function renderSummary(tvd: string, vni: number, members: readonly TvdMem
           : []),
         ...(attested
           ? m.attestation
-            ? [m.attestation.attested ? "yes" : "no", shortFingerprint(m.attestation.pcrDigest)]
+            ? m.attestation.attested
+              ? ["yes", shortFingerprint(m.attestation.pcrDigest)]
+              : ["no", "-"]
             : ["-", "-"]
           : []),
       ]),

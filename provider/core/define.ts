@@ -128,6 +128,13 @@ export interface ResourceDefinition<V extends object, X extends object> {
    * @default true
    */
   readonly observeAfterWrite?: boolean;
+  /**
+   * What a create or update that finished without reaching its goal leaves as drift on its inputs
+   * (a member whose attestation failed: the PCRs that left the baseline), so that the next `up`
+   * tries again, as it would after a refresh had found the same. Only with observeAfterWrite false.
+   * @default - nothing: what was made is as declared
+   */
+  readonly unsettled?: (v: V, made: Partial<X>) => Partial<V>;
   /** Makes the resource; its artifacts are already claimed. Returns outputs it alone knows. */
   readonly create: (ctx: Context, v: V) => Promise<Partial<X> | void>;
   readonly update: (ctx: UpdateContext<V>, v: V) => Promise<Partial<X> | void>;
@@ -374,7 +381,8 @@ async function observeWritten<V extends object, X extends object>(
   v: V,
 ): Promise<Observation<V, X>> {
   if (def.observeAfterWrite !== false) return def.observe(ctx, v);
-  return { gone: false, seen: {}, extra: storedExtra(def, ctx.state) as X };
+  const extra = storedExtra(def, ctx.state) as X;
+  return { gone: false, seen: def.unsettled?.(v, extra) ?? {}, extra };
 }
 
 /** Parses the inputs of a property bag (stored state holds outputs too); throws every failure. */

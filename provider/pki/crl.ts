@@ -15,12 +15,21 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 const SHA256_WITH_RSA = "1.2.840.113549.1.1.11";
 const CRL_NUMBER = "2.5.29.20";
 const AUTHORITY_KEY_ID = "2.5.29.35";
+const REASON_CODE = "2.5.29.21";
+/** CRLReason certificateHold (RFC 5280 5.3.1): suspended, and taken off a later list to restore it. */
+const CERTIFICATE_HOLD = 6;
 
 export interface RevokedCertificate {
   /** Lowercase hex, as the certificates' serials are kept (MemberIdentity.x509Serial). */
   readonly serial: string;
   /** When it was revoked, ISO 8601. */
   readonly revokedAt: string;
+  /**
+   * "certificateHold" for a suspension (a member failing its attestation), which a later list
+   * lifts by leaving the serial out.
+   * @default - none: revoked for good, no reason given
+   */
+  readonly reason?: "certificateHold";
 }
 
 export interface CrlRequest {
@@ -78,6 +87,26 @@ function issuerOf(caCertPem: string): { subject: forge.asn1.Asn1; keyId?: string
   return { subject, keyId: ski?.subjectKeyIdentifier };
 }
 
+/** One revokedCertificates entry: serial, date and, for a hold, its reasonCode extension. */
+function revokedEntry(r: RevokedCertificate): forge.asn1.Asn1 {
+  const reason = r.reason
+    ? [
+        seq([
+          extension(
+            REASON_CODE,
+            asn1.create(
+              asn1.Class.UNIVERSAL,
+              asn1.Type.ENUMERATED,
+              false,
+              String.fromCharCode(CERTIFICATE_HOLD),
+            ),
+          ),
+        ]),
+      ]
+    : [];
+  return seq([integerOfHex(r.serial), time(new Date(r.revokedAt)), ...reason]);
+}
+
 /** A signed CRL, PEM, listing `revoked` (sorted by serial, so equal lists give equal CRLs' bodies). */
 export function createCrl(req: CrlRequest): string {
   const { subject, keyId } = issuerOf(req.caCertPem);
@@ -110,9 +139,7 @@ export function createCrl(req: CrlRequest): string {
     subject,
     time(thisUpdate),
     time(nextUpdate),
-    ...(revoked.length
-      ? [seq(revoked.map((r) => seq([integerOfHex(r.serial), time(new Date(r.revokedAt))])))]
-      : []),
+    ...(revoked.length ? [seq(revoked.map(revokedEntry))] : []),
     asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [seq(extensions)]),
   ]);
   const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), "binary");

@@ -151,6 +151,37 @@ describe("TvdRevocationList", () => {
     expect(await crls.diff("red", rotated, same)).toEqual({ changes: false });
   });
 
+  it("holds the certificates of a member failing its attestation, and lifts the hold once it proves its baseline", async () => {
+    const made = (await crls.create((await crls.check({}, inputs([a.serial, b.serial]))).inputs)).outs;
+    // red-02 fails its attestation: its certificate is on hold, red-01's is not.
+    const failing = (await crls.check(made, { ...inputs([a.serial, b.serial]), heldSerials: [b.serial] }))
+      .inputs;
+    expect(await crls.diff("red", made, failing)).toMatchObject({ changes: true, replaces: [] });
+    const held = (await crls.update("red", made, failing)).outs;
+    expect(held).toMatchObject({ revokedSerials: [], held: [{ serial: b.serial }], crlNumber: 2 });
+    expect(verify(b.certPem, held.crlPem as string)).toMatchObject({
+      ok: false,
+      out: expect.stringContaining("certificate revoked"),
+    });
+    expect(verify(a.certPem, held.crlPem as string)).toMatchObject({ ok: true });
+    const text = spawnSync("openssl", ["crl", "-noout", "-text", "-in", path.join(dir, "crl.pem")], {
+      encoding: "utf8",
+    }).stdout;
+    expect(text).toMatch(new RegExp(`Serial Number: ${b.serial.toUpperCase()}[\\s\\S]*Certificate Hold`));
+    // Still failing in the next up: the hold keeps when it began.
+    const again = (await crls.update("red", held, failing)).outs as { held: unknown };
+    expect(again.held).toEqual((held as { held: unknown }).held);
+    // It proves its baseline again: the next list lifts the hold.
+    const back = (await crls.check(held, inputs([a.serial, b.serial]))).inputs;
+    const lifted = (await crls.update("red", held, back)).outs;
+    expect(lifted).toMatchObject({ revokedSerials: [], held: [] });
+    expect(verify(b.certPem, lifted.crlPem as string)).toMatchObject({ ok: true });
+    // A member removed while on hold is revoked for good, not also held.
+    const removed = (await crls.check(lifted, { ...inputs([a.serial]), heldSerials: [b.serial] })).inputs;
+    const gone = (await crls.update("red", lifted, removed)).outs;
+    expect(gone).toMatchObject({ revokedSerials: [b.serial], held: [] });
+  });
+
   it("refuses a serial that is not lowercase hex, naming it", async () => {
     const r = await crls.check({}, inputs(["XYZ"]));
     expect(r.failures).toEqual([

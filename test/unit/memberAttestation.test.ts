@@ -20,6 +20,7 @@ import {
   attestationDrift,
   definition,
   judgeQuote,
+  unsettledAttestation,
   memberAttestationLifecycle,
   notAdmitted,
   pcrDigestOf,
@@ -264,6 +265,16 @@ describe.each(CASES)("a real quote, %s", (_label, f, q) => {
     // The state a refresh leaves parses back to the declared inputs, and up applies it in place.
     const refreshed = { ...v, ...seen };
     expect(changesOf(definition.changes, refreshed, v)).toEqual(new Map([["baseline", "inPlace"]]));
+    // A create or update that found the same records it (attested false, what the quote proved)
+    // and leaves the same drift, so the next up attests again: nothing re-admits it silently.
+    expect(outcome.pcrs).toEqual(baselineOf(f.boot.kernel).pcrs);
+    const made = {
+      attested: false,
+      pcrs: outcome.pcrs,
+      refusal: notAdmitted(f.member, outcome.failure, declared),
+    };
+    expect(unsettledAttestation(v as never, made)).toEqual(seen);
+    expect(unsettledAttestation(v as never, { attested: true, pcrs: outcome.pcrs })).toEqual({});
   });
 
   it("refuses a quote signed by another member's AK, naming the check; a refresh marks the guest", () => {
@@ -278,6 +289,16 @@ describe.each(CASES)("a real quote, %s", (_label, f, q) => {
     );
     const seen = attestationDrift({ ...GOOD, guest: f.member } as never, outcome.failure);
     expect(markerOf(seen.guest)).toEqual({ value: f.member, what: "changed" });
+    // Recorded by an up: no PCR was proved, and the guest is marked with the refusal.
+    expect(outcome.pcrs).toBeUndefined();
+    const refusal = notAdmitted(f.member, outcome.failure, baselineOf(f.boot.kernel));
+    const unsettled = unsettledAttestation({ ...GOOD, guest: f.member } as never, {
+      attested: false,
+      pcrs: {},
+      refusal,
+    });
+    expect(markerOf(unsettled.guest)).toEqual({ value: f.member, what: "changed" });
+    expect(unsettled.guest).toContain("its quote does not verify");
   });
 });
 

@@ -56,11 +56,28 @@ describe("MemberPort check", () => {
     [{ admission: "" }, "admission", "attested PCR digest"],
     [{ admission: "not hex; rm -rf /" }, "admission", "40 to 128 lowercase hex digits"],
     [{ bridge: "eth0" }, "bridge", "names a link dom0"],
+    [{ admission: undefined }, "admission", "is required to admit a member"],
+    [{ attestedAt: "yesterday" }, "attestedAt", "ISO 8601"],
   ])("refuses %j naming %s and the fix", async (over, property, says) => {
     const r = await port.check({}, { owner: OWNER, ...base, ...over });
     expect(r.failures).toEqual([
       expect.objectContaining({ property, reason: expect.stringContaining(says) }),
     ]);
+  });
+
+  it("holds without an admission: a member whose attestation failed, with its refusal", async () => {
+    const r = await port.check(
+      {},
+      {
+        owner: OWNER,
+        ...base,
+        admission: undefined,
+        admitted: false,
+        refusal: "member red-01 is not admitted",
+      },
+    );
+    expect(r.failures).toBeUndefined();
+    expect(r.inputs).toMatchObject({ admitted: false, refusal: "member red-01 is not admitted" });
   });
 
   it("re-admits in place when the attestation's digest changes; another port or bridge replaces it, the old one on hold first", async () => {

@@ -21,9 +21,20 @@ const DIGEST = "d0".repeat(32);
 const ATTESTED_AT = "2026-11-30T19:00:00.000Z";
 const CRL = "-----BEGIN X509 CRL-----\nMA==\n-----END X509 CRL-----\n";
 
+/** Members whose attestation fails, by domain: what their MemberAttestation reports. */
+const failing = new Set<string>();
+const REFUSAL = "member red-02 is not admitted to its TVD: PCR 4 is 11, the baseline says 22";
+
 const computedOutputs = tvdComputedOutputs({
-  MemberIdentity: (name) => ({ x509Serial: `0a${name.length}` }),
-  MemberAttestation: () => ({ pcrDigest: DIGEST, attestedAt: ATTESTED_AT }),
+  MemberIdentity: (name) => ({ x509Serial: `0a${name.replace(/\D/g, "")}` }),
+  VtpmIdentity: (name) => ({
+    ekCertSerial: `0c${name.replace(/\D/g, "")}`,
+    akCertSerial: `0d${name.replace(/\D/g, "")}`,
+  }),
+  MemberAttestation: (name) =>
+    failing.has(name.replace(/-attestation$/, ""))
+      ? { attested: false, pcrDigest: "", attestedAt: ATTESTED_AT, refusal: REFUSAL }
+      : { pcrDigest: DIGEST, attestedAt: ATTESTED_AT, refusal: "" },
   TvdRevocationList: () => ({ crlPem: CRL }),
 });
 
@@ -95,9 +106,29 @@ it("with measuredBoot: a holding bridge per host, every vif declared on it by na
   // One CRL for the TVD, over every member's certificate serial.
   const [crl] = ofKind("TvdRevocationList");
   expect(crl.name).toBe("red-crl");
-  expect(crl.inputs.memberSerials).toEqual(["0a15", "0a15"]);
+  // Every certificate the CA issued each member: X.509, EK and AK; none on hold.
+  expect(crl.inputs.memberSerials).toEqual(["0a01", "0c01", "0d01", "0a02", "0c02", "0d02"]);
+  expect(crl.inputs.heldSerials).toEqual([]);
   expect(red.revocations).toBeDefined();
   expect(red.memberResources["01"].port).toBeDefined();
+});
+
+it("a member failing its attestation: its certificates on hold in the CRL, its port held, and its MemberPort carries the refusal", async () => {
+  failing.add("red-02");
+  try {
+    const red = tvd({ measuredBoot: { kernel, cmdline: "ro" } });
+    await valueOf(red.summary);
+    await Promise.all(Object.values(red.memberResources).map((m) => valueOf(m.port!.urn)));
+    const [crl] = ofKind("TvdRevocationList");
+    expect(crl.inputs.heldSerials).toEqual(["0a02", "0c02", "0d02"]);
+    const port = (domain: string) => ofKind("MemberPort").find((p) => p.name === `${domain}-port`)!.inputs;
+    expect(port("red-02")).toMatchObject({ admitted: false, refusal: REFUSAL });
+    expect(port("red-02").admission).toBeUndefined();
+    expect(port("red-01")).toMatchObject({ admitted: true, admission: DIGEST, refusal: "" });
+    expect(await valueOf(red.summary)).toMatch(/^red-02 .* no {8}-$/m);
+  } finally {
+    failing.clear();
+  }
 });
 
 it("without measuredBoot: members join the TVD bridge, no holding bridge, no MemberPort", async () => {

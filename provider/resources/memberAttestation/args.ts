@@ -106,9 +106,9 @@ export type BaselineInputs = z.output<typeof baselineSchema>;
 
 /** The outputs beyond the inputs: what the last attestation proved. */
 export interface MemberAttestationExtra {
-  /** True once a quote verified against the certified AK and matched the baseline. */
+  /** True when the last quote verified against the certified AK and matched the baseline. */
   readonly attested: boolean;
-  /** The PCR values the quote proved, by index, lowercase hex. */
+  /** The PCR values the quote proved, by index, lowercase hex (off the baseline when not attested). */
   readonly pcrs: Record<string, string>;
   /**
    * SHA-256 over the proved PCR values concatenated in ascending PCR order (the way TPM2_Quote's
@@ -117,4 +117,9 @@ export interface MemberAttestationExtra {
   readonly pcrDigest: string;
   /** When the quote was verified, ISO 8601 UTC. */
   readonly attestedAt: string;
+  /**
+   * Why the member is not admitted, naming each PCR and both values (or the check its quote
+   * failed), and what became of its port; empty when it is.
+   */
+  readonly refusal: string;
 }

@@ -4,10 +4,13 @@
  * PCRs hold the baseline the program declares (baseline.ts: computed from the kernel, initrd and
  * command line as pv-grub measures them). Create and update ask the member's agent for a quote
  * (agent/PROTOCOL.md, over the member's own xenstore path), verify it in the provider with node's
- * crypto (provider/tpm/quote.ts) and compare it with the baseline; either failure fails the step
- * with the PCR and both values. Read does the same with a new nonce: a PCR that left the baseline
- * is drift on that PCR of `baseline`, a quote that does not verify is drift on `guest`, never
- * accepted silently. Nothing is made on the dom0; delete touches nothing.
+ * crypto (provider/tpm/quote.ts) and compare it with the baseline. A member that fails is not
+ * admitted: its port is held at once, and the record says so (attested false, a refusal naming
+ * the PCR and both values) for its MemberPort to fail the `up` with and its TVD to put its
+ * certificates on hold; what failed stays as drift, so the next `up` attests again. Read does the
+ * same with a new nonce: a PCR that left the baseline is drift on that PCR of `baseline`, a quote
+ * that does not verify is drift on `guest`, never accepted silently. Nothing is made on the dom0
+ * but the port's hold; delete touches nothing.
  */
 import { createHash } from "node:crypto";
 import {
@@ -63,7 +66,12 @@ export type AttestationFailure =
 
 export type AttestationOutcome =
   | { readonly ok: true; readonly pcrs: Record<string, string> }
-  | { readonly ok: false; readonly failure: AttestationFailure };
+  | {
+      readonly ok: false;
+      readonly failure: AttestationFailure;
+      /** What a quote that verified proved, off the baseline; none when it did not verify. */
+      readonly pcrs?: Record<string, string>;
+    };
 
 /** The baseline as the quote checker takes it: PCR index to expected bytes. */
 export function baselineMap(baseline: BaselineInputs): Map<number, Buffer> {
@@ -113,19 +121,17 @@ export function judgeQuote(
     if (e instanceof QuoteVerificationError) return { ok: false, failure: { kind: "quote", error: e } };
     throw e;
   }
+  const pcrs = Object.fromEntries(
+    [...proved].sort(([a], [b]) => a - b).map(([i, b]) => [String(i), b.toString("hex")]),
+  );
   try {
     checkPcrBaseline(proved, baselineMap(baseline));
   } catch (e) {
     if (e instanceof PcrBaselineError)
-      return { ok: false, failure: { kind: "baseline", departures: e.departures } };
+      return { ok: false, failure: { kind: "baseline", departures: e.departures }, pcrs };
     throw e;
   }
-  return {
-    ok: true,
-    pcrs: Object.fromEntries(
-      [...proved].sort(([a], [b]) => a - b).map(([i, b]) => [String(i), b.toString("hex")]),
-    ),
-  };
+  return { ok: true, pcrs };
 }
 
 /** One departure as users read it: the PCR, what the member proved, what the baseline says, and why. */
@@ -213,9 +219,23 @@ async function holdMember(ctx: Context, v: MemberAttestationInputs): Promise<str
   }
 }
 
+/** What an attestation proved: the record a create, an update or a refresh that proved it keeps. */
+function proof(pcrs: Record<string, string>): MemberAttestationExtra {
+  return {
+    attested: true,
+    pcrs,
+    pcrDigest: pcrDigestOf(pcrs),
+    attestedAt: new Date().toISOString(),
+    refusal: "",
+  };
+}
+
 /**
- * Attests, or holds the member's port and fails the step with the PCR and both values (or with why
- * its agent could not be asked).
+ * Attests. A member that does not prove its baseline is not admitted: its port is held at once
+ * and the record says why (attested false, refusal naming the PCR and both values), so that its
+ * TVD puts its certificates on hold in the CRL and its MemberPort fails the `up` with that reason;
+ * the step itself succeeds, leaving what failed as drift for the next `up` to attest again (see
+ * unsettled). An agent that cannot be asked fails the step, its port held too.
  */
 async function admit(ctx: Context, v: MemberAttestationInputs): Promise<MemberAttestationExtra> {
   let outcome: AttestationOutcome;
@@ -226,14 +246,33 @@ async function admit(ctx: Context, v: MemberAttestationInputs): Promise<MemberAt
     if (held) (e as Error).message += held;
     throw e;
   }
-  if (!outcome.ok)
-    throw new Error(notAdmitted(v.guest, outcome.failure, v.baseline) + (await holdMember(ctx, v)));
+  if (outcome.ok) return proof(outcome.pcrs);
+  const pcrs = outcome.pcrs ?? {};
   return {
-    attested: true,
-    pcrs: outcome.pcrs,
-    pcrDigest: pcrDigestOf(outcome.pcrs),
+    attested: false,
+    pcrs,
+    pcrDigest: Object.keys(pcrs).length ? pcrDigestOf(pcrs) : "",
     attestedAt: new Date().toISOString(),
+    refusal: notAdmitted(v.guest, outcome.failure, v.baseline) + (await holdMember(ctx, v)),
   };
+}
+
+/**
+ * A record of a failed attestation as drift on the inputs, as a refresh would show it: each PCR
+ * the member proved off the baseline on that PCR, a quote that did not verify on `guest`. Pure.
+ */
+export function unsettledAttestation(
+  v: MemberAttestationInputs,
+  made: Partial<MemberAttestationExtra>,
+): Partial<MemberAttestationInputs> {
+  if (made.attested !== false) return {};
+  const proved = made.pcrs ?? {};
+  if (!Object.keys(proved).length)
+    return { guest: driftMarker(v.guest, "changed", made.refusal || "its quote did not verify") };
+  const departures = Object.entries(v.baseline.pcrs)
+    .filter(([i, hex]) => proved[i] !== hex.toLowerCase())
+    .map(([i, hex]) => ({ pcr: Number(i), expected: hex.toLowerCase(), found: proved[i] }));
+  return attestationDrift(v, { kind: "baseline", departures });
 }
 
 export const definition: ResourceDefinition<MemberAttestationInputs, MemberAttestationExtra> = {
@@ -243,6 +282,7 @@ export const definition: ResourceDefinition<MemberAttestationInputs, MemberAttes
   changes,
   // Create and update return what they proved; a second quote would prove nothing more.
   observeAfterWrite: false,
+  unsettled: unsettledAttestation,
   id: (v) => v.guest,
 
   /**
@@ -255,8 +295,11 @@ export const definition: ResourceDefinition<MemberAttestationInputs, MemberAttes
     const outcome = await askRunningMember(
       attest(dom0Of(ctx), v, Math.min(v.readyTimeoutSec, READ_TIMEOUT_SEC)),
     );
-    const seen = outcome === undefined || outcome.ok ? {} : attestationDrift(v, outcome.failure);
-    return { gone: false, seen, extra: stored };
+    if (outcome === undefined) return { gone: false, seen: {}, extra: stored };
+    if (!outcome.ok) return { gone: false, seen: attestationDrift(v, outcome.failure), extra: stored };
+    // A member refused before that proves its baseline now (restarted with its vTPM) is admitted
+    // by this proof, verified as any: nothing else would attest it again.
+    return { gone: false, seen: {}, extra: stored.attested === false ? proof(outcome.pcrs) : stored };
   },
 
   async create(ctx, v) {

@@ -35,8 +35,9 @@ export interface MemberAttestationArgs {
 /**
  * A member admitted to its TVD by attestation: its vTPM quotes the baseline's PCRs over a fresh
  * nonce with the AK its VtpmIdentity certified; the provider verifies the quote and compares it
- * with the baseline. A member that booted anything else is not admitted, and the error names the
- * PCR with both values; with `port`, that member's port is put back on hold first. Each refresh attests again: a PCR that left the baseline shows as drift
+ * with the baseline. A member that booted anything else is not admitted: `attested` is false and
+ * `refusal` names the PCR with both values (its MemberPort fails the `up` with it, and its TVD puts
+ * its certificates on hold); with `port`, that member's port is put back on hold at once. Each refresh attests again: a PCR that left the baseline shows as drift
  * on `baseline`.
  */
 export class MemberAttestation extends TvdResource {
@@ -50,6 +51,8 @@ export class MemberAttestation extends TvdResource {
   declare public readonly pcrDigest: pulumi.Output<string>;
   /** When the quote was verified, ISO 8601 UTC. */
   declare public readonly attestedAt: pulumi.Output<string>;
+  /** Why the member is not admitted (each PCR with both values); empty when it is. */
+  declare public readonly refusal: pulumi.Output<string>;
 
   constructor(name: string, args: MemberAttestationArgs, opts?: pulumi.CustomResourceOptions) {
     const { identity, ...rest } = args;
@@ -57,7 +60,7 @@ export class MemberAttestation extends TvdResource {
       "MemberAttestation",
       name,
       { ...rest, guest: identity.guest, tpmVersion: identity.tpmVersion, akPublic: identity.akPublic },
-      { outputs: ["guest", "baseline", "attested", "pcrs", "pcrDigest", "attestedAt"] },
+      { outputs: ["guest", "baseline", "attested", "pcrs", "pcrDigest", "attestedAt", "refusal"] },
       opts,
     );
   }

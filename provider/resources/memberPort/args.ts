@@ -23,7 +23,8 @@ export const memberPortShape = z.strictObject({
   /** What the admission rests on, e.g. the PCR digest the member's attestation proved. */
   admission: z
     .string()
-    .regex(/^[0-9a-f]{40,128}$/, "must be the member's attested PCR digest: 40 to 128 lowercase hex digits"),
+    .regex(/^[0-9a-f]{40,128}$/, "must be the member's attested PCR digest: 40 to 128 lowercase hex digits")
+    .optional(),
   /**
    * When the attestation the admission rests on was made (MemberAttestation.attestedAt): each new
    * attestation places the port again, so a member whose port a failed attestation held rejoins
@@ -39,6 +40,12 @@ export const memberPortShape = z.strictObject({
    * @default true
    */
   admitted: z.boolean().default(true),
+  /**
+   * Why the member is not admitted (MemberAttestation.refusal): with admitted false, the port is
+   * held and the step fails with it, so the `up` names the PCR and both values.
+   * @default - none
+   */
+  refusal: z.string().max(8192, "must be at most 8192 characters").optional(),
   /**
    * The TVD's CRL (TvdRevocationList.crlPem), handed to the member through its xenstore data path
    * (data/tvd/crl) while it is admitted, so that it rejects the certificates of members removed.
@@ -56,6 +63,13 @@ export const memberPortSchema = memberPortShape.superRefine(
         code: "custom",
         path: ["holdingBridge"],
         message: `${v.holdingBridge} is the TVD bridge itself: give the TVD network's holdingBridge`,
+      });
+    if (v.admitted !== false && v.admission === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["admission"],
+        message:
+          "is required to admit a member: give its MemberAttestation's pcrDigest, or admitted: false to hold its port",
       });
   },
   { when: () => true },

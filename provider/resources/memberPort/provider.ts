@@ -33,6 +33,7 @@ const changes: ChangeClasses<MemberPortInputs> = {
   admission: "inPlace",
   attestedAt: "inPlace",
   admitted: "inPlace",
+  refusal: "inPlace",
   crlPem: "inPlace",
 };
 
@@ -156,6 +157,8 @@ async function place(ctx: Context, v: MemberPortInputs): Promise<MemberPortExtra
   if (v.admitted && v.crlPem) await ports.writeCrl(v.domain, v.port, v.crlPem);
   const [to, from] = v.admitted ? [v.bridge, v.holdingBridge] : [v.holdingBridge, v.bridge];
   await ports.movePort(v.port, v.domain, to, from);
+  // Held for a reason: the port is where it belongs, and the `up` says why the member is out.
+  if (!v.admitted && v.refusal) throw new Error(v.refusal);
   return { portBridge: to };
 }
 

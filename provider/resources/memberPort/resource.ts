@@ -15,10 +15,10 @@ export interface MemberPortArgs {
   /** The TVD's holding bridge (the TvdNetwork's `holdingBridge`), where the guest's vif comes up. */
   readonly holdingBridge: pulumi.Input<string>;
   /**
-   * What the admission rests on: the member's attested PCR digest (MemberAttestation.pcrDigest).
-   * Being an output of the attestation, it makes the port wait for the attestation to pass.
+   * What the admission rests on: the member's attested PCR digest (MemberAttestation.pcrDigest),
+   * required to admit it. Being an output of the attestation, it makes the port wait for it.
    */
-  readonly admission: pulumi.Input<string>;
+  readonly admission?: pulumi.Input<string | undefined>;
   /**
    * When that attestation was made (MemberAttestation.attestedAt): each new one places the port
    * again, so a member held after a failed attestation rejoins once it proves its baseline.
@@ -31,6 +31,12 @@ export interface MemberPortArgs {
    * @default true
    */
   readonly admitted?: pulumi.Input<boolean>;
+  /**
+   * Why the member is not admitted (MemberAttestation.refusal): with admitted false, the port is
+   * held and the step fails with it.
+   * @default - none
+   */
+  readonly refusal?: pulumi.Input<string>;
   /**
    * The TVD's CRL (TvdRevocationList.crlPem): an admitted member holds it in its xenstore data
    * path (data/tvd/crl) and rejects the certificates it lists.

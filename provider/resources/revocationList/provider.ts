@@ -2,7 +2,9 @@
  * TvdRevocationList, declared once. Computed where Pulumi runs, like TvdAuthority: the state is
  * the list. It remembers every member serial it was given; one no longer given (its member left
  * the TVD, or a rotation reissued its certificate) is revoked from then on, and every change
- * issues a new CRL with the next number, signed by the TVD's CA. Another CA starts a new list.
+ * issues a new CRL with the next number, signed by the TVD's CA. Serials given as held (members
+ * failing their attestation) are listed with reason certificateHold while they are given, and the
+ * next list without one lifts its hold. Another CA starts a new list.
  */
 import {
   defineResource,
@@ -23,6 +25,7 @@ const changes: ChangeClasses<RevocationListInputs> = {
   caCertPem: "replace",
   caKeyPem: "inPlace",
   memberSerials: "inPlace",
+  heldSerials: "inPlace",
   validityDays: "inPlace",
 };
 
@@ -53,17 +56,38 @@ export function nextRevocations(
   };
 }
 
+/**
+ * The holds from the last list and the serials on hold now: a hold keeps the time it began; one
+ * revoked for good is not also held. Pure but for the clock.
+ */
+export function nextHolds(
+  last: Pick<RevocationListExtra, "held"> | undefined,
+  heldSerials: readonly string[],
+  revokedSerials: readonly string[],
+  now: Date,
+): RevocationListExtra["held"] {
+  const since = new Map((last?.held ?? []).map((h) => [h.serial, h.heldAt]));
+  return sorted(heldSerials)
+    .filter((s) => !revokedSerials.includes(s))
+    .map((serial) => ({ serial, heldAt: since.get(serial) ?? now.toISOString() }));
+}
+
 function issue(v: RevocationListInputs, last: RevocationListExtra | undefined): RevocationListExtra {
   const now = new Date();
   const next = nextRevocations(last, v.memberSerials, now);
+  const held = nextHolds(last, v.heldSerials, next.revokedSerials, now);
   const crlNumber = (last?.crlNumber ?? 0) + 1;
   return {
     ...next,
+    held,
     crlNumber,
     crlPem: createCrl({
       caCertPem: v.caCertPem,
       caKeyPem: v.caKeyPem,
-      revoked: next.revoked,
+      revoked: [
+        ...next.revoked,
+        ...held.map((h) => ({ serial: h.serial, revokedAt: h.heldAt, reason: "certificateHold" as const })),
+      ],
       crlNumber,
       validityDays: v.validityDays,
       thisUpdate: now,
