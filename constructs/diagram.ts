@@ -20,6 +20,11 @@ export const TrustState = {
    * match the baseline the TVD declares (measuredBoot).
    */
   Attested: "attested",
+  /**
+   * Refused by attestation: its quote did not prove the baseline (or did not verify). Its port is
+   * held and its certificates are on hold in the TVD's CRL.
+   */
+  Refused: "refused",
   /** The system owns the member's vTPM and the TVD's CA certified its EK and AK. */
   Certified: "certified",
   /** No certified EK/AK for it yet: not deployed yet, its agent not reported, or no VtpmIdentity. */
@@ -33,6 +38,10 @@ export const TRUST_STYLE: Readonly<Record<TrustState, { readonly style: string; 
     attested: {
       style: "fill:#cfe8ff,stroke:#0b4f9c,stroke-width:3px,color:#062a52",
       legend: "boot attested: PCRs match the baseline",
+    },
+    refused: {
+      style: "fill:#ffd6d6,stroke:#b00020,stroke-width:3px,stroke-dasharray:6 3,color:#5c0011",
+      legend: "refused: PCRs off the baseline, held",
     },
     certified: {
       style: "fill:#d8f0dc,stroke:#2e7d32,stroke-width:2px,color:#1b3d1f",
@@ -71,14 +80,15 @@ export interface TvdDiagramInput {
 }
 
 /**
- * The state a member's outputs show: attested once it proved the baseline, certified once its
- * vTPM's EK/AK are.
+ * The state a member's outputs show: attested once it proved the baseline, refused when its last
+ * attestation failed, certified once its vTPM's EK/AK are.
  */
 export function trustStateOf(member: {
   readonly tpm?: { readonly ekFingerprint: string };
   readonly attestation?: { readonly attested: boolean };
 }): TrustState {
   if (member.attestation?.attested === true) return TrustState.Attested;
+  if (member.attestation?.attested === false) return TrustState.Refused;
   return member.tpm?.ekFingerprint ? TrustState.Certified : TrustState.NotAttested;
 }
 

@@ -128,7 +128,7 @@ describe("the TVD diagram", () => {
   it("colours a member attested once it proved its baseline, with the attested legend", () => {
     const tpm = { ekFingerprint: EK };
     expect(trustStateOf({ tpm, attestation: { attested: true } })).toBe("attested");
-    expect(trustStateOf({ tpm, attestation: { attested: false } })).toBe("certified");
+    expect(trustStateOf({ tpm, attestation: { attested: false } })).toBe("refused");
     const attested = tvdDiagram({
       ...red,
       members: red.members.map((m) => (m.domain === "red-01" ? { ...m, trust: "attested" } : m)),
@@ -138,6 +138,17 @@ describe("the TVD diagram", () => {
     );
     expect(subgraph(attested, "legend")).toContain(
       '    legend_attested["boot attested: PCRs match the baseline"]:::attested',
+    );
+  });
+
+  it("colours a member refused by its attestation apart from every other state, with its legend", () => {
+    const refused = tvdDiagram({
+      ...red,
+      members: red.members.map((m) => (m.domain === "red-01" ? { ...m, trust: "refused" } : m)),
+    });
+    expect(refused).toMatch(/h0m0\["red-01<br\/>10\.50\.0\.10\/24<br\/>EK sha256:e1e1[0-9a-f]*"\]:::refused/);
+    expect(subgraph(refused, "legend")).toContain(
+      '    legend_refused["refused: PCRs off the baseline, held"]:::refused',
     );
   });
 
