@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { startTestLab, type TestLab } from "../support/lab";
+import { SEEDED_IMAGES_LISTING, startTestLab, type TestLab } from "../support/lab";
 import { disposeThen, expectExit, TestStack, type OperationResult } from "./pulumi";
 
 jest.setTimeout(20 * 60_000);
@@ -198,7 +198,7 @@ it("destroy leaves every host with no domains, no bridges and only archived vTPM
   for (const h of HOSTS) {
     expect((await lab.xl(h, "list")).stdout.trim().split("\n")).toHaveLength(2); // header + Domain-0
     expect(await sh(h, "ls -A /etc/xen")).toBe("");
-    expect(await sh(h, "ls -A /var/lib/xen/images")).toBe("debian-base.raw\n");
+    expect(await sh(h, "ls -A /var/lib/xen/images")).toBe(SEEDED_IMAGES_LISTING);
     expect(await sh(h, "ls -A /var/lib/xen/vtpm")).toBe("");
     expect(await sh(h, "ip -o link show | grep -c tvd-red || true")).toBe("0\n");
   }
