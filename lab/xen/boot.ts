@@ -111,6 +111,15 @@ export function entryOfXen(h: XenHostRecord): XenInventoryHost {
   return { name, kind, host, port, user, privateKeyPath, hostKeyFingerprint, underlayIp };
 }
 
+/**
+ * Xen's speculative-execution mitigations, off on the lab's own throwaway host. Under TCG, Xen
+ * believes the emulated Nehalem is Meltdown- and L1TF-vulnerable, so it turns on XPTI for every
+ * 64-bit PV domain (dom0 and guests) without PCID: each kernel entry and exit switches page
+ * tables, and QEMU flushes its whole software TLB each time. Nothing the tests check depends on
+ * them (xl's answers are the same); a production dom0 keeps Xen's defaults.
+ */
+export const XEN_LAB_NO_MITIGATIONS = "spec-ctrl=no xpti=no pv-l1tf=no";
+
 /** The QEMU command line measured in DESIGN.md section 6 (TCG, -cpu Nehalem). */
 export function qemuArgv(o: {
   dir: string;
@@ -125,7 +134,8 @@ export function qemuArgv(o: {
   const b = (f: string) => path.join(o.buildDir, f);
   const d = (f: string) => path.join(o.dir, f);
   // -initrd is a comma-separated module list, so neither command line may hold a comma.
-  const dom0Cmdline = "root=/dev/vda ro console=hvc0 net.ifnames=0 quiet";
+  // mitigations=off: see XEN_LAB_NO_MITIGATIONS below; dom0's own kernel pays them on every entry too.
+  const dom0Cmdline = "root=/dev/vda ro console=hvc0 net.ifnames=0 quiet mitigations=off";
   return [
     "qemu-system-x86_64",
     "-name",
@@ -151,7 +161,7 @@ export function qemuArgv(o: {
     b("xen"),
     "-append",
     // bootscrub=0: Xen would otherwise write all free memory at boot, and QEMU would hold it all.
-    `console=com1 dom0_mem=${o.dom0MemoryMiB}M,max:${o.dom0MemoryMiB}M noreboot bootscrub=0`,
+    `console=com1 dom0_mem=${o.dom0MemoryMiB}M,max:${o.dom0MemoryMiB}M noreboot bootscrub=0 ${XEN_LAB_NO_MITIGATIONS}`,
     "-initrd",
     `${b("vmlinuz")} ${dom0Cmdline},${b("initrd.img")}`,
     "-drive",
