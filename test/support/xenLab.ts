@@ -26,6 +26,14 @@ export const XEN_TEST_HOST = "xen-a";
 export const XEN_TEST_MEMORY_MIB = 2048;
 
 /**
+ * The weight of QEMU's session while other test files run beside it: -20 gives it ~95 % of the
+ * CPU it asks for against a handful of busy sessions (the Jest workers' one, the lab hosts' SSH
+ * sessions), so dom0's hotplug scripts finish within libxl's timeouts; the other workers take
+ * what it leaves. `nice` alone does not reach QEMU: it runs in a session of its own.
+ */
+export const XEN_TEST_SESSION_NICE = -20;
+
+/**
  * Boots the test host and returns SSH access to it. The dom0 image comes from the cache when its
  * recipe is unchanged (a cold build takes ~2 minutes). Every boot starts from a fresh dom0 disk
  * and fresh keys: nothing an earlier run left on the host, such as archived vTPM images, can make
@@ -47,6 +55,7 @@ export async function bootXenTestHost(): Promise<LabAccess<XenInventoryHost>> {
     buildDir,
     memoryMiB: XEN_TEST_MEMORY_MIB,
     bootTimeoutSec: 900,
+    sessionNice: XEN_TEST_SESSION_NICE,
   });
   const entry = entryOfXen(host);
   // The inventory, for a person who wants to look at the host while the tests run.
@@ -63,7 +72,8 @@ export async function bootXenTestHost(): Promise<LabAccess<XenInventoryHost>> {
 
 /**
  * scripts/test starts Jest `TVD_TEST_NICE` steps nicer than itself; this worker takes those steps
- * back before it starts QEMU (which inherits them), so that real Xen, whose hotplug scripts time
+ * back, so that its own Pulumi CLI, programs and providers run ahead of the other workers' (QEMU
+ * itself gets XEN_TEST_SESSION_NICE), and real Xen, whose hotplug scripts time
  * out when its dom0 starves (seen: `xl create` of a vTPM failing with "/etc/xen/scripts/block
  * failed" under a loaded machine), gets its core ahead of the other workers' lab tests. Taking
  * priority back needs root (CAP_SYS_NICE); without it the host runs at the workers' priority.
