@@ -83,21 +83,24 @@ function writeExecutable(file: string, text: string): void {
   chmodSync(file, 0o755);
 }
 
+/** Where a lab host's tool server listens, inside the host. */
+export const TOOL_SOCKET = "/var/lib/tvd-lab/tools.sock";
+
 /** The host's /usr/local/sbin: xl, xenstore-*, and the session wrapper that applies fault knobs. */
 function installTools(root: string): void {
   const bin = path.join(root, "usr/local/sbin");
   mkdirSync(bin, { recursive: true });
   const build = labBuildDir();
   const lock = "/var/lib/tvd-lab/lab.lock";
-  writeExecutable(
-    path.join(bin, "xl"),
-    `#!/bin/sh\n# lab xl emulator (pulumi-tvd); all xl calls on this host serialize on one lock.\nNODE_COMPILE_CACHE=/var/lib/tvd-lab/node-cache exec flock ${lock} ${process.execPath} ${build}/lab/xl/main.js "$@"\n`,
-  );
-  for (const cmd of ["xenstore-read", "xenstore-write", "xenstore-ls", "xenstore-list", "xenstore-rm"]) {
-    writeExecutable(
-      path.join(bin, cmd),
-      `#!/bin/sh\nNODE_COMPILE_CACHE=/var/lib/tvd-lab/node-cache exec flock ${lock} ${process.execPath} ${build}/lab/xenstore/main.js ${cmd} "$@"\n`,
-    );
+  // Every xl and xenstore-* call on the host serializes on one lock, and is handed to the host's
+  // tool server (lab/xl/toolServer.ts) by its thin client; flock -o keeps the lock's descriptor
+  // out of the call, so a server the client starts does not hold the lock.
+  const tool = (name: string) =>
+    `#!/bin/sh\n# lab ${name} (pulumi-tvd): the emulator, through the host's tool server.\n` +
+    `NODE_COMPILE_CACHE=/var/lib/tvd-lab/node-cache exec flock -o ${lock} ${build}/lab/bin/tvd-lab-tool ` +
+    `${TOOL_SOCKET} ${process.execPath} ${build} ${name} "$@"\n`;
+  for (const cmd of ["xl", "xenstore-read", "xenstore-write", "xenstore-ls", "xenstore-list", "xenstore-rm"]) {
+    writeExecutable(path.join(bin, cmd), tool(cmd));
   }
   writeExecutable(path.join(bin, "tvd-lab-session"), SESSION_WRAPPER);
 }
