@@ -99,7 +99,14 @@ function installTools(root: string): void {
     `#!/bin/sh\n# lab ${name} (pulumi-tvd): the emulator, through the host's tool server.\n` +
     `NODE_COMPILE_CACHE=/var/lib/tvd-lab/node-cache exec flock -o ${lock} ${build}/lab/bin/tvd-lab-tool ` +
     `${TOOL_SOCKET} ${process.execPath} ${build} ${name} "$@"\n`;
-  for (const cmd of ["xl", "xenstore-read", "xenstore-write", "xenstore-ls", "xenstore-list", "xenstore-rm"]) {
+  for (const cmd of [
+    "xl",
+    "xenstore-read",
+    "xenstore-write",
+    "xenstore-ls",
+    "xenstore-list",
+    "xenstore-rm",
+  ]) {
     writeExecutable(path.join(bin, cmd), tool(cmd));
   }
   writeExecutable(path.join(bin, "tvd-lab-session"), SESSION_WRAPPER);
