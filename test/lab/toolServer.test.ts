@@ -23,10 +23,13 @@ afterAll(async () => lab?.stop());
 
 const sh = (script: string, ...args: string[]) => lab.sh(A, script, ...args);
 
-/** The pids of the host's tool servers. */
+/**
+ * The pids of this host's tool servers. Lab hosts share the machine's /proc (no pid namespace),
+ * so a server counts when it runs in this host's mount namespace, not another test file's host.
+ */
 async function servers(): Promise<string[]> {
   const r = await sh(
-    "for p in /proc/[0-9]*; do tr '\\0' ' ' <$p/cmdline 2>/dev/null | grep -q '^[^ ]*node [^ ]*/toolServer.js ' && echo ${p#/proc/}; done; true",
+    'self=$(readlink /proc/$$/ns/mnt); for p in /proc/[0-9]*; do [ "$(readlink $p/ns/mnt 2>/dev/null)" = "$self" ] || continue; tr "\\0" " " <$p/cmdline 2>/dev/null | grep -q "^[^ ]*node [^ ]*/toolServer.js " && echo ${p#/proc/}; done; true',
   );
   return r.stdout.split("\n").filter(Boolean);
 }
