@@ -14,6 +14,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readlinkSync,
   readSync,
   rmSync,
   writeSync,
@@ -113,9 +114,22 @@ export function startSwtpm(o: { name: string; image: string; tpm2: boolean; runD
   return proc;
 }
 
+function isThisSwtpm(p: SwtpmProcess): boolean {
+  try {
+    // Lab hosts share the machine's pids: the same socket path on another host is another swtpm.
+    if (readlinkSync(`/proc/${p.pid}/ns/mnt`) !== readlinkSync("/proc/self/ns/mnt")) return false;
+    const argv = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0");
+    return argv.some((a) => a.includes(`path=${p.server}`));
+  } catch {
+    return false;
+  }
+}
+
 /** Stops the TPM cleanly (its state is flushed to the image) and releases the loop device. */
 export function stopSwtpm(p: SwtpmProcess): void {
-  if (alive(p.pid)) {
+  // A swtpm killed out of band (a test does) leaves its pid to be reused, by the machine's next
+  // process: only a process serving this vTPM's socket is this swtpm, and only it is killed.
+  if (alive(p.pid) && isThisSwtpm(p)) {
     if (existsSync(p.ctrl)) spawnSync("swtpm_ioctl", ["--unix", p.ctrl, "-s"], { timeout: 5000 });
     for (let i = 0; i < 100 && alive(p.pid); i++)
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
