@@ -87,7 +87,23 @@ export function run(
 }
 
 /** Sends one raw TPM command over the swtpm's server socket and resolves with the whole response. */
-export function tpmCommand(socket: string, command: Buffer): Promise<Buffer> {
+export async function tpmCommand(socket: string, command: Buffer): Promise<Buffer> {
+  // swtpm serves one client at a time and listens with a backlog of 1 (`ss -xl` shows it). Once,
+  // in a loaded fresh-clone run, every connect to a live, listening swtpm was refused at once
+  // after it started (ECONNREFUSED; the same socket took connections later). A refused client
+  // tries again, for up to 10 s, as a TPM client of a busy swtpm must.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await tpmCommandOnce(socket, command);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (!(code === "ECONNREFUSED" || code === "EAGAIN") || attempt >= 200) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+function tpmCommandOnce(socket: string, command: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const conn = createConnection(socket);
     let answer = Buffer.alloc(0);
