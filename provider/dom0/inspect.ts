@@ -92,7 +92,14 @@ export function parseInspection(
   const values = new Map<string, string>();
   for (const line of stdout.split("\n")) {
     const tab = line.indexOf("\t");
-    if (tab > 0) values.set(line.slice(0, tab), Buffer.from(line.slice(tab + 1), "base64").toString("utf8"));
+    // Trailing newlines go, as a command substitution takes them: a config reads as `$(cat)` would.
+    if (tab > 0)
+      values.set(
+        line.slice(0, tab),
+        Buffer.from(line.slice(tab + 1), "base64")
+          .toString("utf8")
+          .replace(/\n+$/, ""),
+      );
   }
   const entry = domainEntry(list, domain);
   const running = entry !== undefined;

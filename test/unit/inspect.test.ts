@@ -1,4 +1,9 @@
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { inspectArgs, parseInspection, parseVtpmList } from "../../provider/dom0/inspect";
+import { INSPECT } from "../../provider/dom0/scripts";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
@@ -38,7 +43,8 @@ describe("parseInspection", () => {
         vtpms: [{ devid: 0, backendDomid: 2, uuid: "ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839", state: 4 }],
       },
       files: {
-        "/etc/xen/g.cfg": { exists: true, sizeBytes: 12, content: 'name="g"\n' },
+        // Trailing newlines go, as `$(cat)` would take them.
+        "/etc/xen/g.cfg": { exists: true, sizeBytes: 12, content: 'name="g"' },
         "/o.qcow2": {
           exists: true,
           sizeBytes: 196616,
@@ -80,5 +86,66 @@ describe("parseInspection", () => {
       "g",
       "config=/etc/xen/a b$(x).cfg",
     ]);
+  });
+});
+
+describe("INSPECT run by dash, read by parseInspection", () => {
+  // The script as a dom0's /bin/sh runs it, on real files and qemu-img; `xl` is the one stand-in
+  // (a script printing a vtpm-list row and a libxl warning on stderr, which must not leak in).
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "tvd-inspect-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("reports each target's size, content, backing file and checksum, and a missing one", () => {
+    const bin = path.join(dir, "bin");
+    execFileSync("mkdir", ["-p", bin]);
+    writeFileSync(
+      path.join(bin, "xl"),
+      '#!/bin/sh\necho "libxl: warning: noise" >&2\nprintf "Idx BE Uuid handle state\\n0 2 ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839 0 4 -1 -1 /x\\n\\n"\n',
+    );
+    chmodSync(path.join(bin, "xl"), 0o755);
+    const config = path.join(dir, "a b$(x).cfg");
+    writeFileSync(config, 'name = "g"\n\n');
+    const base = path.join(dir, "base.raw");
+    writeFileSync(base, Buffer.alloc(1 << 20));
+    const overlay = path.join(dir, "g.qcow2");
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", overlay]);
+    const stdout = execFileSync(
+      "dash",
+      [
+        "-c",
+        INSPECT,
+        "inspect",
+        ...inspectArgs("g", [
+          { role: "config", path: config },
+          { role: "overlay", path: overlay },
+          { role: "checksum", path: base },
+          { role: "image", path: path.join(dir, "gone.img") },
+        ]),
+      ],
+      { encoding: "utf8", env: { PATH: `${bin}:${process.env.PATH}` } },
+    );
+    const r = parseInspection("g", stdout, [{ domid: 5, config: { c_info: { name: "g" } } }]);
+    expect(r.domain.vtpms).toEqual([
+      { devid: 0, backendDomid: 2, uuid: "ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839", state: 4 },
+    ]);
+    expect(r.files[config]).toEqual({ exists: true, sizeBytes: 12, content: 'name = "g"' });
+    expect(r.files[overlay]).toMatchObject({
+      exists: true,
+      qemu: { format: "qcow2", backingFile: base, backingFormat: "raw" },
+    });
+    expect(r.files[base]).toEqual({
+      exists: true,
+      sizeBytes: 1 << 20,
+      sha256: "30e14955ebf1352266dc2ff8067e68104607e750abb9d3b36582b8af909fcb58",
+    });
+    expect(r.files[path.join(dir, "gone.img")]).toEqual({ exists: false });
+    const decoded = stdout
+      .split("\n")
+      .map((l) => Buffer.from(l.slice(l.indexOf("\t") + 1), "base64").toString("utf8"));
+    expect(decoded.join("\n")).not.toContain("libxl: warning");
+    expect(decoded.join("\n")).toContain("ac0a5b9e");
   });
 });
