@@ -24,6 +24,7 @@ import { labDown, labHosts, labUp } from "../lab/lab";
 import { buildConsumer } from "../test/e2e/consumer";
 import { runMain, writeResult } from "./common";
 import { measureSize, smallProgramPreview, type SizeFigures } from "./peers/measure";
+import type { PulumiOp } from "./peers/pulumiWay";
 import { LAB_BASE_IMAGE, seedBaseImages } from "./peers/workload";
 
 const HOSTS = 3;
@@ -71,6 +72,10 @@ function ratiosOf(f: SizeFigures, smallPreviewSec: number): Record<string, numbe
     refreshRoundTripsPerHostMax: Math.max(...perHost),
     refreshRoundTripsPerHostMean: round(perHost.reduce((a, b) => a + b, 0) / perHost.length, 1),
     refreshRoundTripsPerResource: round(p.refresh.roundTrips / f.resources),
+    // What no way can go below on this machine: the CPU the new vTPMs' own TPMs spent during `up`
+    // (each makes its endorsement key at first start), spread over every core.
+    upVtpmWorkFloorSec: round(p.up.cpu.swtpmCpuSec / os.cpus().length, 1),
+    upOverVtpmWorkFloor: round(p.up.sec / (p.up.cpu.swtpmCpuSec / os.cpus().length)),
   };
   const [small, large] = BASE_SIZES_GIB.map((g) => f.baseImageUp[`${g}GiB`]?.up.sec);
   if (small && large) r.up20GiBOver1GiBBase = round(large / small);
@@ -78,6 +83,7 @@ function ratiosOf(f: SizeFigures, smallPreviewSec: number): Record<string, numbe
 }
 
 const sec = (x: number) => `${round(x, 1)} s`;
+const cpu = (x: number) => `${round(x, 1)} CPU-s`;
 
 /** The issue's table for one size, as bench/README.md shows it. */
 function tableOf(f: SizeFigures): string {
@@ -91,6 +97,9 @@ function tableOf(f: SizeFigures): string {
     `| read everything back (\`preview --refresh\` / \`--check\`) | ${sec(p.previewRefresh.sec)} | ${sec(d.check.sec)} | ${sec(a.check.sec)} | ${sec(s.readBack.sec)} |`,
     `| \`preview\` with no host contact | ${sec(p.preview.sec)} | – | – | – |`,
     `| destroy everything | ${sec(p.destroy.sec)} | ${sec(d.destroy.sec)} | ${sec(a.destroy.sec)} | ${sec(s.destroy.sec)} |`,
+    `| CPU of the machine during create | ${cpu(p.up.cpu.machineCpuSec)} | ${cpu(d.create.cpu.machineCpuSec)} | ${cpu(a.create.cpu.machineCpuSec)} | ${cpu(s.create.cpu.machineCpuSec)} |`,
+    `| of it the vTPMs' own (swtpm) | ${cpu(p.up.cpu.swtpmCpuSec)} | ${cpu(d.create.cpu.swtpmCpuSec)} | ${cpu(a.create.cpu.swtpmCpuSec)} | ${cpu(s.create.cpu.swtpmCpuSec)} |`,
+    `| CPU of the machine during the read | ${cpu(p.previewRefresh.cpu.machineCpuSec)} | ${cpu(d.check.cpu.machineCpuSec)} | ${cpu(a.check.cpu.machineCpuSec)} | ${cpu(s.readBack.cpu.machineCpuSec)} |`,
     "",
   ].join("\n");
 }
@@ -113,8 +122,36 @@ async function main(): Promise<void> {
   // providers share Node's compile cache (warmed by the first run). --no-compile-cache leaves it out.
   if (compileCache) process.env.NODE_COMPILE_CACHE = path.join(stateDir, "node-compile-cache");
   else delete process.env.NODE_COMPILE_CACHE;
-  const figures: Record<string, SizeFigures> = {};
+  const figures: Record<string, SizeFigures & { measuredAt: string }> = {};
   const ratios: Record<string, Record<string, number>> = {};
+  let small: PulumiOp | undefined;
+  const resultOf = (f: typeof figures, r: typeof ratios) => ({
+    date: new Date().toISOString(),
+    scope: `${scope}${Object.keys(f).length < sizes.length ? ` (so far: ${Object.keys(f).join(",")})` : ""}`,
+    machine: {
+      cores: os.cpus().length,
+      memoryMiB: Math.round(os.totalmem() / 2 ** 20),
+      kernel: os.release(),
+    },
+    versions: {
+      pulumi: version(["pulumi", "version"], /v?(\S+)/),
+      ansible: version(["ansible", "--version"], /ansible \[core ([^\]]+)\]/),
+      node: process.version,
+      openssh: version(["ssh", "-V"], /(OpenSSH_\S+)/),
+      pulumiTvd: version(
+        ["git", "-C", path.resolve(__dirname, "..", ".."), "rev-parse", "--short", "HEAD"],
+        /(\S+)/,
+      ),
+    },
+    hosts: HOSTS,
+    /** Pulumi's bound on steps at once (PULUMI_PARALLEL) in every pulumi-tvd run. */
+    pulumiParallel: parallel,
+    /** Whether pulumi-tvd's programs and providers shared Node's compile cache (NODE_COMPILE_CACHE). */
+    nodeCompileCache: compileCache,
+    smallProgramPreview: small,
+    figures: f,
+    ratios: r,
+  });
   try {
     // 300 guests are 100 a host: 64 MiB each, their vTPMs 8. Sparse 20 GiB base: room in a sparse fs.
     await labUp(stateDir, { hosts: HOSTS, firstPort: 24301, memoryMiB: 65536, diskMiB: 32768 });
@@ -122,40 +159,17 @@ async function main(): Promise<void> {
     const baseImages = await seedBaseImages(hosts, BASE_SIZES_GIB);
     const lab = { hosts, workDir, bases: [LAB_BASE_IMAGE, ...Object.values(baseImages)] };
     process.stderr.write("[peers] a 3-resource program's preview\n");
-    const small = await smallProgramPreview(lab);
+    small = await smallProgramPreview(lab);
     for (const guests of sizes) {
       const byLabel = Object.fromEntries(BASE_SIZES_GIB.map((g) => [`${g}GiB`, baseImages[g]]));
-      figures[guests] = await measureSize(lab, guests, byLabel);
+      figures[guests] = {
+        ...(await measureSize(lab, guests, byLabel)),
+        measuredAt: new Date().toISOString(),
+      };
       ratios[guests] = ratiosOf(figures[guests], small.sec);
+      // Written after each size, so that a later size that fails keeps what this one measured.
+      writeResult("peers.json", resultOf(figures, ratios));
     }
-    const result = {
-      date: new Date().toISOString(),
-      scope,
-      machine: {
-        cores: os.cpus().length,
-        memoryMiB: Math.round(os.totalmem() / 2 ** 20),
-        kernel: os.release(),
-      },
-      versions: {
-        pulumi: version(["pulumi", "version"], /v?(\S+)/),
-        ansible: version(["ansible", "--version"], /ansible \[core ([^\]]+)\]/),
-        node: process.version,
-        openssh: version(["ssh", "-V"], /(OpenSSH_\S+)/),
-        pulumiTvd: version(
-          ["git", "-C", path.resolve(__dirname, "..", ".."), "rev-parse", "--short", "HEAD"],
-          /(\S+)/,
-        ),
-      },
-      hosts: HOSTS,
-      /** Pulumi's bound on steps at once (PULUMI_PARALLEL) in every pulumi-tvd run. */
-      pulumiParallel: parallel,
-      /** Whether pulumi-tvd's programs and providers shared Node's compile cache (NODE_COMPILE_CACHE). */
-      nodeCompileCache: compileCache,
-      smallProgramPreview: small,
-      figures,
-      ratios,
-    };
-    writeResult("peers.json", result);
     console.log(Object.values(figures).map(tableOf).join("\n"));
     console.log(JSON.stringify({ scope, ratios }, null, 2));
   } finally {

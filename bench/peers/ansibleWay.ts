@@ -11,6 +11,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { run } from "../../lab/exec";
+import { cpuMeter, type CpuFigures } from "../common";
 import {
   GUEST_MEMORY_MIB,
   KERNEL,
@@ -139,6 +140,7 @@ interface PlaybookJson {
 
 export interface AnsibleRun {
   readonly sec: number;
+  readonly cpu: CpuFigures;
   readonly tasksOk: number;
   readonly changed: number;
 }
@@ -176,7 +178,10 @@ export class AnsibleWay {
     writeFileSync(path.join(workDir, "teardown.yml"), TEARDOWN);
   }
 
-  private async playbook(file: string, extra: string[] = []): Promise<PlaybookJson & { sec: number }> {
+  private async playbook(
+    file: string,
+    extra: string[] = [],
+  ): Promise<PlaybookJson & { sec: number; cpu: CpuFigures }> {
     const env = {
       ...process.env,
       ANSIBLE_STDOUT_CALLBACK: "json",
@@ -192,12 +197,14 @@ export class AnsibleWay {
       ANSIBLE_NOCOLOR: "1",
     };
     const t = Date.now();
+    const cpuSoFar = cpuMeter();
     const r = await run(["ansible-playbook", "-i", this.inventory, ...extra, file], {
       cwd: this.workDir,
       env,
       timeoutMs: 60 * 60_000,
     });
     const sec = (Date.now() - t) / 1000;
+    const cpu = cpuSoFar();
     let parsed: PlaybookJson;
     try {
       parsed = JSON.parse(r.stdout.slice(r.stdout.indexOf("{"))) as PlaybookJson;
@@ -211,13 +218,14 @@ export class AnsibleWay {
       throw new Error(
         `ansible-playbook ${file} exited ${r.code}, failed on ${JSON.stringify(bad)}: ${failures(parsed)}`,
       );
-    return { ...parsed, sec };
+    return { ...parsed, sec, cpu };
   }
 
-  private summary(p: PlaybookJson & { sec: number }): AnsibleRun {
+  private summary(p: PlaybookJson & { sec: number; cpu: CpuFigures }): AnsibleRun {
     const stats = Object.values(p.stats);
     return {
       sec: p.sec,
+      cpu: p.cpu,
       tasksOk: stats.reduce((n, s) => n + s.ok, 0),
       changed: stats.reduce((n, s) => n + s.changed, 0),
     };

@@ -17,7 +17,7 @@ import {
 import * as path from "node:path";
 import * as ts from "typescript";
 import { run } from "../../lab/exec";
-import { procKiB } from "../common";
+import { cpuMeter, procKiB, type CpuFigures } from "../common";
 import { consumerNodeModules } from "../../test/e2e/consumer";
 import { GUEST_MEMORY_MIB, KERNEL, MANAGER, type Placement } from "./workload";
 
@@ -68,6 +68,7 @@ export interface PulumiOp {
   readonly refreshed: number;
   /** Peak resident memory (VmHWM) of the provider process(es), when sampled. */
   readonly providerPeakMiB?: number;
+  readonly cpu: CpuFigures;
 }
 
 /** Node processes running Pulumi's dynamic provider (what pulumi-resource-pulumi-nodejs starts). */
@@ -190,6 +191,7 @@ export class PulumiWay {
     rmSync(this.statsFile, { force: true });
     const stopSampling = sampleMemory ? sampleProviderPeak() : undefined;
     const t = Date.now();
+    const cpuSoFar = cpuMeter();
     let stdout: string;
     let providerPeakMiB: number | undefined;
     try {
@@ -198,6 +200,7 @@ export class PulumiWay {
       providerPeakMiB = stopSampling?.();
     }
     const sec = (Date.now() - t) / 1000;
+    const cpu = cpuSoFar();
     const stats: Stat[] = existsSync(this.statsFile)
       ? readFileSync(this.statsFile, "utf8")
           .split("\n")
@@ -225,6 +228,7 @@ export class PulumiWay {
       changes: events.find((e) => e.summaryEvent)?.summaryEvent?.resourceChanges ?? {},
       refreshed: refreshedUrns.size,
       ...(providerPeakMiB !== undefined ? { providerPeakMiB } : {}),
+      cpu,
     };
   }
 

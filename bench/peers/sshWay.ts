@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { run } from "../../lab/exec";
+import { cpuMeter, type CpuFigures } from "../common";
 import {
   configOf,
   imageOf,
@@ -100,6 +101,7 @@ export interface SshRun {
   /** ssh processes started (one per command). */
   readonly sshProcesses: number;
   readonly stdout: string;
+  readonly cpu: CpuFigures;
 }
 
 export class SshPerCommandWay {
@@ -122,13 +124,15 @@ export class SshPerCommandWay {
       args.push(`${p.host.user}@${p.host.host}`, String(p.host.port), p.host.privateKeyPath, file);
     }
     const t = Date.now();
+    const cpuSoFar = cpuMeter();
     const r = await run(["bash", "-c", RUNNER, "ssh-per-command", this.knownHostsFile, ...args], {
       timeoutMs: 60 * 60_000,
     });
     const sec = (Date.now() - t) / 1000;
+    const cpu = cpuSoFar();
     if (r.code !== 0)
       throw new Error(`ssh-per-command ${phase} failed (${r.code}): ${r.stderr.slice(0, 2000)}`);
-    return { sec, sshProcesses, stdout: r.stdout };
+    return { sec, sshProcesses, stdout: r.stdout, cpu };
   }
 
   create(baseImage: string): Promise<SshRun> {
