@@ -15,34 +15,64 @@ export type ResourceKind =
   | "MemberPort"
   | "TvdRevocationList";
 
-/**
- * The provider object Pulumi serializes into state with every resource. It must stay tiny and
- * stable: it captures nothing but `kind` and loads the lifecycle from the installed package at call
- * time, so upgrading pulumi-tvd upgrades the behaviour of existing stacks and no SSH client, socket
- * or pool is ever captured.
- */
-export function serializableProvider(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
-  // One object per kind: @pulumi/pulumi caches a provider's serialized closure by the object's
-  // identity, and serializing it (v8 inspection of every captured function) cost each resource
-  // ~20 ms of the program's time when each got an object of its own.
-  let provider = providers.get(kind);
-  if (!provider) providers.set(kind, (provider = providerOf(kind)));
-  return provider;
+/** The type token of a kind's resources: what `pulumi.dynamic.Resource` names them, so that stacks stay as they are. */
+export function dynamicResourceType(kind: ResourceKind): string {
+  return `pulumi-nodejs:dynamic/pulumi-tvd:${kind}`;
 }
 
-const providers = new Map<ResourceKind, pulumi.dynamic.ResourceProvider>();
+/** The provider's methods, each with its parameter list as Pulumi's dynamic provider calls it. */
+const PROVIDER_METHODS = [
+  ["check", "olds, news"],
+  ["diff", "id, olds, news"],
+  ["create", "inputs"],
+  ["read", "id, props"],
+  ["update", "id, olds, news"],
+  ["delete", "id, props"],
+] as const;
 
-function providerOf(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
-  /* eslint-disable @typescript-eslint/no-require-imports -- resolved at call time on purpose, see above */
-  return {
-    check: (olds, news) => require("pulumi-tvd/runtime").lifecycle(kind).check(olds, news),
-    diff: (id, olds, news) => require("pulumi-tvd/runtime").lifecycle(kind).diff(id, olds, news),
-    create: (inputs) => require("pulumi-tvd/runtime").lifecycle(kind).create(inputs),
-    read: (id, props) => require("pulumi-tvd/runtime").lifecycle(kind).read(id, props),
-    update: (id, olds, news) => require("pulumi-tvd/runtime").lifecycle(kind).update(id, olds, news),
-    delete: (id, props) => require("pulumi-tvd/runtime").lifecycle(kind).delete(id, props),
-  };
-  /* eslint-enable @typescript-eslint/no-require-imports */
+/**
+ * The provider module of a kind: the text every resource of the kind carries as `__provider`, which
+ * Pulumi's dynamic provider process loads (`require-from-string`) and calls `handler()` on. It
+ * captures nothing but `kind` and loads the lifecycle from the installed package at call time, so
+ * upgrading pulumi-tvd upgrades the behaviour of existing stacks, and no SSH client, socket or
+ * pool is ever captured.
+ *
+ * Written out rather than made by `pulumi.dynamic.Resource`, which serializes a provider object
+ * with Pulumi's closure serializer: that parses the functions with TypeScript and cost each program
+ * run 0.4-0.6 s of CPU. test/unit/dynamicProvider.test.ts proves this text is, byte for byte, what
+ * the serializer makes of the object below, which is what earlier releases stored, so their stacks
+ * see no change:
+ *
+ *   { check: (olds, news) => require("pulumi-tvd/runtime").lifecycle(kind).check(olds, news), ... }
+ */
+export function providerModule(kind: ResourceKind): string {
+  const fn = (name: string, params: string, captured: string, body: string) =>
+    `function ${name}(${params}) {\n` +
+    `  return (function() {\n` +
+    `    with(${captured}) {\n\n` +
+    `return ${body};\n\n` +
+    `    }\n` +
+    `  }).apply(undefined, undefined).apply(this, arguments);\n` +
+    `}\n`;
+  const methods = PROVIDER_METHODS.map(([method, args], i) => {
+    // The serializer names a function's parameters by position: __0, __1, ...
+    const positional = args
+      .split(", ")
+      .map((_, n) => `__${n}`)
+      .join(", ");
+    return fn(
+      `__f${i + 1}`,
+      positional,
+      `{ kind: ${JSON.stringify(kind)}, this: undefined, arguments: undefined }`,
+      `(${args}) => require("pulumi-tvd/runtime").lifecycle(kind).${method}(${args})`,
+    );
+  });
+  return (
+    `exports.handler = __f0;\n\n` +
+    `var __provider = {${PROVIDER_METHODS.map(([method], i) => `${method}: __f${i + 1}`).join(", ")}};\n\n` +
+    methods.map((m) => `${m}\n`).join("") +
+    fn("__f0", "", "{ provider: __provider, this: undefined, arguments: undefined }", "() => provider")
+  );
 }
 
 /**

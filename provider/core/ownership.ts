@@ -238,12 +238,45 @@ export class OwnershipConflictError extends Error {
 }
 
 /**
+ * Keys, each held by one owner, with each owner's keys indexed: a resource checked again forgets
+ * its own keys in time proportional to them, not to the whole program's (a scan of every key for
+ * every check made checking a program quadratic: 77 ms of the provider's CPU at 201 resources).
+ */
+export class OwnedKeys {
+  private readonly byKey = new Map<string, { owner: string; role: string }>();
+  private readonly keysOf = new Map<string, Set<string>>();
+
+  get(key: string): { owner: string; role: string } | undefined {
+    return this.byKey.get(key);
+  }
+
+  set(key: string, value: { owner: string; role: string }): void {
+    this.byKey.set(key, value);
+    let keys = this.keysOf.get(value.owner);
+    if (!keys) this.keysOf.set(value.owner, (keys = new Set()));
+    keys.add(key);
+  }
+
+  /** Forgets the keys `owner` holds (a key another owner took over since stays with it). */
+  forget(owner: string): void {
+    for (const k of this.keysOf.get(owner) ?? [])
+      if (this.byKey.get(k)?.owner === owner) this.byKey.delete(k);
+    this.keysOf.delete(owner);
+  }
+
+  clear(): void {
+    this.byKey.clear();
+    this.keysOf.clear();
+  }
+}
+
+/**
  * Artifacts declared by the resources of one program, seen by `check` (every resource of a
  * program is checked in the one provider process), so that two resources on one domain name,
  * path, UUID or bridge are refused before any host is touched.
  */
-const declared = new Map<string, { owner: string; role: string }>();
-const used = new Map<string, { owner: string; role: string }>();
+const declared = new OwnedKeys();
+const used = new OwnedKeys();
 
 /**
  * Records that `owner` declares `keys` on `host` and returns a failure for each key another
@@ -255,8 +288,8 @@ export function declareInProgram(
   owner: string,
   items: ReadonlyArray<{ key: string; role: string; property: string; use?: boolean }>,
 ): Array<{ property: string; reason: string }> {
-  for (const [k, v] of declared) if (v.owner === owner) declared.delete(k);
-  for (const [k, v] of used) if (v.owner === owner) used.delete(k);
+  declared.forget(owner);
+  used.forget(owner);
   const failures: Array<{ property: string; reason: string }> = [];
   const name = (key: string) => key.replace(/^\w+:/, "");
   for (const item of items) {

@@ -1,6 +1,6 @@
 /**
  * @pulumi/pulumi with its resources on paper, for tests that build constructs thousands of times
- * (issue 12.4): a component resource registers nothing, and a dynamic resource only records the
+ * (issue 12.4): a component resource registers nothing, and a pulumi-tvd resource only records the
  * property bag its class hands the engine, so a construct's own validation and wiring run as
  * they are, without an engine (Pulumi's own mocks cost milliseconds per resource). Every input
  * of a resource reads back as its output, as an engine echoing its inputs would; the outputs a
@@ -79,22 +79,18 @@ export function paperPulumi(): typeof pulumi {
   class ComponentResource {
     registerOutputs(): void {}
   }
-  class DynamicResource {
-    constructor(
-      _provider: unknown,
-      name: string,
-      props: Record<string, unknown>,
-      _opts?: unknown,
-      _module?: string,
-      kind?: string,
-    ) {
-      recorded.push({ kind: String(kind), name, props });
+  // pulumi-tvd's resources are custom resources of Pulumi's dynamic provider (provider/dynamic.ts).
+  class CustomResource {
+    constructor(type: string, name: string, bag: Record<string, unknown>) {
+      const kind = type.replace(/^pulumi-nodejs:dynamic\/pulumi-tvd:/, "");
+      // The provider module is the same text for every resource of a kind: not the construct's to set.
+      const { __provider: _module, ...props } = bag;
+      recorded.push({ kind, name, props });
       // Made when a construct reads them: most outputs of most resources never are.
       for (const [key, value] of Object.entries(props)) {
         let out: unknown;
         Object.defineProperty(this, key, {
-          get: () =>
-            (out ??= actual.output(value === undefined ? outputsOf(String(kind), key, props) : value)),
+          get: () => (out ??= actual.output(value === undefined ? outputsOf(kind, key, props) : value)),
           enumerable: true,
         });
       }
@@ -103,6 +99,6 @@ export function paperPulumi(): typeof pulumi {
   return {
     ...actual,
     ComponentResource: ComponentResource as unknown as typeof pulumi.ComponentResource,
-    dynamic: { ...actual.dynamic, Resource: DynamicResource as unknown as typeof pulumi.dynamic.Resource },
+    CustomResource: CustomResource as unknown as typeof pulumi.CustomResource,
   };
 }

@@ -94,6 +94,50 @@ it("declares every resource kind, each with its serialized provider and its conn
   );
 });
 
+it("captures no promise stacks while it registers, and leaves the program's stack trace limit as it was", async () => {
+  const limit = Error.stackTraceLimit;
+  const limitsSeen: number[] = [];
+  const vtpm = new Vtpm(
+    "limit-vtpm",
+    { connection, name: "limit-vtpm", manager: "vtpmmgr" },
+    {
+      // Transformations run inside the registration, as Pulumi's own code there does.
+      transformations: [
+        () => {
+          limitsSeen.push(Error.stackTraceLimit);
+          return undefined;
+        },
+      ],
+    },
+  );
+  expect(limitsSeen).toEqual([0]);
+  expect(Error.stackTraceLimit).toBe(limit);
+  expect(await valueOf(vtpm.uuid)).toBe("uuid-of-limit-vtpm");
+  const stored = registered.find((r) => r.name === "limit-vtpm");
+  expect(stored?.inputs.__provider).toEqual(expect.stringContaining("lifecycle(kind)"));
+});
+
+it("gives an error Pulumi throws while registering a stack trace into the program", () => {
+  const limit = Error.stackTraceLimit;
+  let thrown: unknown;
+  try {
+    new Vtpm(
+      "bad-parent-vtpm",
+      { connection, name: "bad-parent-vtpm", manager: "vtpmmgr" },
+      {
+        parent: {} as unknown as pulumi.Resource,
+      },
+    );
+  } catch (e) {
+    thrown = e;
+  }
+  expect(thrown).toBeInstanceOf(Error);
+  expect((thrown as Error).message).toContain("Resource parent is not a valid Resource");
+  // This test's own frame, where the resource was declared.
+  expect((thrown as Error).stack).toContain("underMocks.test.ts");
+  expect(Error.stackTraceLimit).toBe(limit);
+});
+
 it("builds XenHost and TrustedVirtualDomain: hosts, managers, networks, five resources per member, the summary", async () => {
   const hosts = ["a", "b"].map(
     (n, i) =>
