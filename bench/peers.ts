@@ -4,7 +4,8 @@
  * pulumi-tvd through the Pulumi CLI, by Ansible with its defaults and with pipelining, and by a
  * script that starts one ssh process per command. Then pulumi-tvd `up` of the same guests on a
  * 1 GiB and a 20 GiB sparse base image. Writes bench/results/peers.json: each figure, the ratios,
- * the machine.
+ * the machine. A run of other sizes than the three writes peers.<sizes>.json (peers.99.json), so
+ * the last full run's figures stay.
  *
  *   npm run bench:peers -- [--guests 30,99,300] [--parallel 512] [--no-compile-cache] [--scope "..."]
  *   (or: npm run build:lab && node build/bench/peers.js ...)
@@ -112,6 +113,7 @@ async function main(): Promise<void> {
   // Every pulumi run of the bench inherits it (PulumiWay passes the environment on).
   process.env.PULUMI_PARALLEL = String(parallel);
   const compileCache = !process.argv.includes("--no-compile-cache");
+  const resultFile = sizes.join(",") === "30,99,300" ? "peers.json" : `peers.${sizes.join("-")}.json`;
   const scope = option("--scope") ?? (sizes.join(",") === "30,99,300" ? "full" : `${sizes.join(",")} only`);
   process.stderr.write("[peers] building the consumer package (npm run build, pack, install)\n");
   await buildConsumer();
@@ -168,7 +170,7 @@ async function main(): Promise<void> {
       };
       ratios[guests] = ratiosOf(figures[guests], small.sec);
       // Written after each size, so that a later size that fails keeps what this one measured.
-      writeResult("peers.json", resultOf(figures, ratios));
+      writeResult(resultFile, resultOf(figures, ratios));
     }
     console.log(Object.values(figures).map(tableOf).join("\n"));
     console.log(JSON.stringify({ scope, ratios }, null, 2));

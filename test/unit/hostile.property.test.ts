@@ -71,7 +71,9 @@ beforeAll(async () => {
   });
   env = await hostileEnv();
   pyyaml = await havePyyaml();
-});
+  // A TVD CA, an SSH CA and a python3 start: seconds when the suite's other workers and the
+  // real-Xen QEMU host have the cores (Jest's 5 s default was exceeded once).
+}, 60_000);
 
 afterAll(() => {
   jest.restoreAllMocks();
