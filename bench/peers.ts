@@ -7,7 +7,7 @@
  * the machine. A run of other sizes than the three writes peers.<sizes>.json (peers.99.json), so
  * the last full run's figures stay.
  *
- *   npm run bench:peers -- [--guests 30,99,300] [--parallel 512] [--no-compile-cache] [--scope "..."]
+ *   npm run bench:peers -- [--guests 30,99,300] [--parallel 512] [--no-compile-cache] [--no-lazy-typescript] [--scope "..."]
  *   (or: npm run build:lab && node build/bench/peers.js ...)
  *
  * pulumi-tvd runs with Pulumi's own bound on steps at once (`PULUMI_PARALLEL`) at 512, as the
@@ -22,7 +22,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { labDown, labHosts, labUp } from "../lab/lab";
-import { buildConsumer } from "../test/e2e/consumer";
+import { buildConsumer, withLazyTypescript } from "../test/e2e/consumer";
 import { runMain, writeResult } from "./common";
 import { measureSize, smallProgramPreview, type SizeFigures } from "./peers/measure";
 import type { PulumiOp } from "./peers/pulumiWay";
@@ -113,6 +113,7 @@ async function main(): Promise<void> {
   // Every pulumi run of the bench inherits it (PulumiWay passes the environment on).
   process.env.PULUMI_PARALLEL = String(parallel);
   const compileCache = !process.argv.includes("--no-compile-cache");
+  const lazyTypescript = !process.argv.includes("--no-lazy-typescript");
   const resultFile = sizes.join(",") === "30,99,300" ? "peers.json" : `peers.${sizes.join("-")}.json`;
   const scope = option("--scope") ?? (sizes.join(",") === "30,99,300" ? "full" : `${sizes.join(",")} only`);
   process.stderr.write("[peers] building the consumer package (npm run build, pack, install)\n");
@@ -124,6 +125,9 @@ async function main(): Promise<void> {
   // providers share Node's compile cache (warmed by the first run). --no-compile-cache leaves it out.
   if (compileCache) process.env.NODE_COMPILE_CACHE = path.join(stateDir, "node-compile-cache");
   else delete process.env.NODE_COMPILE_CACHE;
+  // The same section's preload: no TypeScript compiler in processes that never run it.
+  // --no-lazy-typescript leaves it out.
+  if (lazyTypescript) process.env.NODE_OPTIONS = withLazyTypescript(process.env.NODE_OPTIONS);
   const figures: Record<string, SizeFigures & { measuredAt: string }> = {};
   const ratios: Record<string, Record<string, number>> = {};
   let small: PulumiOp | undefined;
@@ -150,6 +154,8 @@ async function main(): Promise<void> {
     pulumiParallel: parallel,
     /** Whether pulumi-tvd's programs and providers shared Node's compile cache (NODE_COMPILE_CACHE). */
     nodeCompileCache: compileCache,
+    /** Whether they ran with `--require pulumi-tvd/lazy-typescript` in NODE_OPTIONS. */
+    lazyTypescript,
     smallProgramPreview: small,
     figures: f,
     ratios: r,

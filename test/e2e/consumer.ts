@@ -21,6 +21,16 @@ export function consumerNodeModules(): string {
   return path.join(consumerDir, "node_modules");
 }
 
+/**
+ * NODE_OPTIONS for every program and dynamic-provider process of a run: the caller's own, and
+ * the installed package's `pulumi-tvd/lazy-typescript` preload (README, "Large stacks"), found
+ * through the package's exports as a user's `--require pulumi-tvd/lazy-typescript` finds it.
+ */
+export function withLazyTypescript(nodeOptions: string | undefined): string {
+  const preload = require.resolve("pulumi-tvd/lazy-typescript", { paths: [consumerDir] });
+  return [nodeOptions, `--require=${preload}`].filter(Boolean).join(" ");
+}
+
 export async function buildConsumer(): Promise<void> {
   // Two projects' global setups (e2e, xen) need it; they run in one process, once per run.
   if (process.env.TVD_CONSUMER_BUILT === "1") return;
