@@ -89,17 +89,23 @@ export function parseInspection(
   stdout: string,
   list: readonly XlListLongEntry[],
 ): Inspection {
+  // One `key<TAB>value` line per value: a config's text in base64, every other value as its tool
+  // printed it with its lines joined (vtpm-list's by tabs), trailing newlines gone as a command
+  // substitution takes them (a config reads as `$(cat)` would).
   const values = new Map<string, string>();
   for (const line of stdout.split("\n")) {
     const tab = line.indexOf("\t");
-    // Trailing newlines go, as a command substitution takes them: a config reads as `$(cat)` would.
-    if (tab > 0)
-      values.set(
-        line.slice(0, tab),
-        Buffer.from(line.slice(tab + 1), "base64")
-          .toString("utf8")
-          .replace(/\n+$/, ""),
-      );
+    if (tab <= 0) continue;
+    const key = line.slice(0, tab);
+    const value = line.slice(tab + 1);
+    values.set(
+      key,
+      key.startsWith("content:")
+        ? Buffer.from(value, "base64").toString("utf8").replace(/\n+$/, "")
+        : key === "vtpm-list"
+          ? value.replace(/\t/g, "\n")
+          : value,
+    );
   }
   const entry = domainEntry(list, domain);
   const running = entry !== undefined;

@@ -79,26 +79,36 @@ export const LOCK_DIR = "/var/lib/xen/pulumi-tvd/locks";
  * Everything `read` needs about one domain's devices and its artifacts, in one round trip (or a
  * part of one); the domain itself is found in the host's `xl list -l`, which Dom0.inspect reads
  * once for every inspection of a batch. $1 domain name, then role=path arguments:
- * config=<xl.cfg>, image=<raw image>, overlay=<qcow2>, checksum=<any file>. Prints
- * `key<TAB>base64(value)` lines (see parseInspection). sha256sum reads stdin so that a path with
- * a backslash or newline cannot change its output's shape. Only each tool's stdout is kept:
- * libxl and qemu-img print warnings on stderr around good output, and a refresh runs this once
- * per resource, so each value goes from its tool straight into base64, with no capture, no
- * temporary file and no process it does not need (each one costs the dom0 a fork and an exec;
- * the parser strips trailing newlines, as a command substitution would).
+ * config=<xl.cfg>, image=<raw image>, overlay=<qcow2>, checksum=<any file>. Prints one
+ * `key<TAB>value` line per value (see parseInspection).
+ *
+ * A refresh runs this once per resource, and each process costs the dom0 a fork and an exec, so
+ * a value costs the one process of the tool that makes it: each tool's output is captured
+ * (`$(...)` runs the lone command in its own fork) and put on its line by builtins. A value of
+ * several lines has them joined (`one_line`): xl's vtpm-list rows by tabs (its columns are
+ * spaces), qemu-img's JSON by spaces (JSON strings hold no raw newline). A config's text, which
+ * may hold anything, goes as base64. Only each tool's stdout is kept: libxl and qemu-img print
+ * warnings on stderr around good output. sha256sum reads stdin so that a path with a backslash
+ * or newline cannot change its output's shape.
  */
 export const INSPECT = `set -u
 ${IGNORE_SIGPIPE}
 dom=$1; shift
-printf 'vtpm-list\\t'; xl vtpm-list "$dom" 2>/dev/null | base64 -w0; echo
+one_line() {
+  key=$1; sep=$2; set -f; ifs=$IFS; IFS='
+'
+  set -- $3
+  IFS=$sep; printf '%s\\t%s\\n' "$key" "$*"; IFS=$ifs; set +f
+}
+v=$(xl vtpm-list "$dom" 2>/dev/null); one_line vtpm-list '\t' "$v"
 for a in "$@"; do
   role=\${a%%=*}; p=\${a#*=}
   if [ ! -e "$p" ]; then printf 'missing:%s\\t\\n' "$p"; continue; fi
-  printf 'size:%s\\t' "$p"; stat -c %s -- "$p" | base64 -w0; echo
+  printf 'size:%s\\t%s\\n' "$p" "$(stat -c %s -- "$p")"
   case $role in
     config) printf 'content:%s\\t' "$p"; base64 -w0 < "$p"; echo ;;
-    overlay) printf 'qemu:%s\\t' "$p"; qemu-img info --output=json -U -- "$p" 2>/dev/null | base64 -w0; echo ;;
-    checksum) printf 'sha256:%s\\t' "$p"; sha256sum < "$p" 2>/dev/null | cut -d' ' -f1 | base64 -w0; echo ;;
+    overlay) v=$(qemu-img info --output=json -U -- "$p" 2>/dev/null); one_line "qemu:$p" ' ' "$v" ;;
+    checksum) v=$(sha256sum < "$p" 2>/dev/null); printf 'sha256:%s\\t%s\\n' "$p" "\${v%% *}" ;;
   esac
 done
 `;
@@ -315,33 +325,41 @@ done
 
 /**
  * The reads one host was asked for at once, as one round trip (see readBatch.ts). $1 how many
- * reads run at once. Stdin holds one `read_one <index> <argv>` line per read, each argv quoted
- * by the transport's one quoting function exactly as a lone command's line would be, and is run
- * by this shell as sshd runs a lone command. Each read's stdout, stderr and exit code go to their
- * own files (trailing newlines kept, nothing interleaved); then each read is printed as one
- * frame: the delimiter, its index, its exit code, its stdout and stderr in base64 (which holds
- * no tab or newline, so no output can break the framing).
+ * reads run at once. Stdin's first line is the batch's frame mark (random, made for this batch
+ * and nowhere else: not in any argv a process list shows); then one `read_one <index> <argv>`
+ * line per read, each argv quoted by the transport's one quoting function exactly as a lone
+ * command's line would be, run by this shell as sshd runs a lone command.
+ *
+ * Each read writes its own two files, nothing interleaved: its frame's head and its stdout, then
+ * the mark, its stderr and its exit code. The read's command is the background job itself (one
+ * process a read: `wait <pid>` gives its exit code), and one `cat` prints every frame in order at
+ * the end. Outputs go out as they are, trailing newlines kept: only the mark frames them.
  */
 export const READ_BATCH = `set -u
 ${IGNORE_SIGPIPE}
 d=$(mktemp -d) || exit 1
 trap 'rm -rf -- "$d"' EXIT
-max=$1; n=0
+max=$1; n=0; running=""
+IFS= read -r mark || exit 1
+reap() {
+  for job in $running; do
+    wait "\${job#*:}"
+    printf '\\n%s\\t%s\\trc\\t%s\\n' "$mark" "\${job%:*}" "$?" >>"$d/\${job%:*}.err"
+  done
+  running=""
+}
 read_one() {
   i=$1; shift
-  ( "$@" >"$d/$i.out" 2>"$d/$i.err" </dev/null; echo "$?" >"$d/$i.rc" ) &
+  printf '%s\\t%s\\tout\\n' "$mark" "$i" >"$d/$i.out"
+  printf '\\n%s\\t%s\\terr\\n' "$mark" "$i" >"$d/$i.err"
+  "$@" >>"$d/$i.out" 2>>"$d/$i.err" </dev/null &
+  running="$running $i:$!"
   n=$((n + 1))
-  [ $((n % max)) -ne 0 ] || wait
+  [ $((n % max)) -ne 0 ] || reap
 }
 eval "$(cat)"
-wait
-i=0
-while [ "$i" -lt "$n" ]; do
-  rc=; read -r rc 2>/dev/null < "$d/$i.rc" || :
-  printf 'pulumi-tvd-read\\t%s\\t%s\\t' "$i" "$rc"
-  base64 -w0 < "$d/$i.out"; printf '\\t'
-  [ ! -s "$d/$i.err" ] || base64 -w0 < "$d/$i.err"
-  echo
-  i=$((i + 1))
-done
+reap
+i=0; set --
+while [ "$i" -lt "$n" ]; do set -- "$@" "$d/$i.out" "$d/$i.err"; i=$((i + 1)); done
+[ "$#" -eq 0 ] || cat -- "$@"
 `;

@@ -28,11 +28,11 @@ describe("parseInspection", () => {
       { domid: 7, config: { c_info: { name: "g" } } },
     ];
     const stdout = [
-      `vtpm-list\t${b64("Idx BE Uuid\n0   2  ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839      0     4     -1       -1 /x\n")}`,
-      `size:/etc/xen/g.cfg\t${b64("12")}`,
+      "vtpm-list\tIdx BE Uuid\t0   2  ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839      0     4     -1       -1 /x",
+      "size:/etc/xen/g.cfg\t12",
       `content:/etc/xen/g.cfg\t${b64('name="g"\n')}`,
-      `size:/o.qcow2\t${b64("196616")}`,
-      `qemu:/o.qcow2\t${b64(JSON.stringify({ format: "qcow2", "backing-filename": "/b.raw", "backing-filename-format": "raw" }))}`,
+      "size:/o.qcow2\t196616",
+      `qemu:/o.qcow2\t${JSON.stringify({ format: "qcow2", "backing-filename": "/b.raw", "backing-filename-format": "raw" }, null, 4).replace(/\n/g, " ")}`,
       `missing:/gone.img\t`,
     ].join("\n");
     expect(parseInspection("g", stdout, list)).toEqual({
@@ -57,7 +57,7 @@ describe("parseInspection", () => {
 
   it("reports a domain the host's list does not hold as stopped, without its config or devices", () => {
     const list = [{ domid: 3, config: { c_info: { name: "g2" } } }];
-    const stdout = `vtpm-list-stderr\t${b64("g is an invalid domain identifier")}\n`;
+    const stdout = "vtpm-list\t\n";
     expect(parseInspection("g", stdout, list).domain).toEqual({
       running: false,
       config: undefined,
@@ -69,10 +69,10 @@ describe("parseInspection", () => {
   it("reads a checksum target's sha256, and leaves it unset when the file could not be read", () => {
     const hash = "a".repeat(64);
     const stdout = [
-      `size:/s.img\t${b64("1048576")}`,
-      `sha256:/s.img\t${b64(hash)}`,
-      `size:/unreadable.img\t${b64("10")}`,
-      `sha256:/unreadable.img\t${b64("")}`,
+      "size:/s.img\t1048576",
+      `sha256:/s.img\t${hash}`,
+      "size:/unreadable.img\t10",
+      "sha256:/unreadable.img\t",
     ].join("\n");
     expect(parseInspection("m1", stdout, []).files).toEqual({
       "/s.img": { exists: true, sizeBytes: 1048576, sha256: hash },
@@ -142,10 +142,8 @@ describe("INSPECT run by dash, read by parseInspection", () => {
       sha256: "30e14955ebf1352266dc2ff8067e68104607e750abb9d3b36582b8af909fcb58",
     });
     expect(r.files[path.join(dir, "gone.img")]).toEqual({ exists: false });
-    const decoded = stdout
-      .split("\n")
-      .map((l) => Buffer.from(l.slice(l.indexOf("\t") + 1), "base64").toString("utf8"));
-    expect(decoded.join("\n")).not.toContain("libxl: warning");
-    expect(decoded.join("\n")).toContain("ac0a5b9e");
+    expect(stdout).not.toContain("libxl: warning");
+    // One line a value: the tools' outputs had 3 (xl) and about 20 (qemu-img) lines.
+    expect(stdout.trimEnd().split("\n")).toHaveLength(8);
   });
 });

@@ -1,17 +1,14 @@
 /**
  * Coalesced reads (provider/dom0/readBatch.ts): the batch a host's concurrent reads share is
  * rendered and split by pure functions; here the real READ_BATCH script runs under the local
- * /bin/sh (as a dom0's would) on reads that print any mix of output, the delimiter and framing
- * characters included, and each read gets back exactly its own stdout, stderr and exit code.
+ * /bin/sh (as a dom0's would) on reads that print any mix of output, frames of another batch's
+ * mark and framing characters included, and each read gets back exactly its own stdout, stderr
+ * and exit code.
  */
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import * as fc from "fast-check";
-import {
-  READ_BATCH_DELIMITER,
-  readBatchArgv,
-  renderReadBatch,
-  splitReadBatch,
-} from "../../provider/dom0/readBatch";
+import { readBatchArgv, renderReadBatch, splitReadBatch } from "../../provider/dom0/readBatch";
 
 interface Printed {
   readonly stdout: string;
@@ -32,21 +29,32 @@ function printing(p: Printed): string[] {
   ];
 }
 
+const newMark = () => `pulumi-tvd-read-${randomBytes(16).toString("hex")}`;
+/** A mark of another batch: what a read could print if it ever saw one (it never does). */
+const OTHER = newMark();
+
 /** Runs a batch of reads under the local /bin/sh, as the transport would on a dom0. */
-function runBatch(reads: readonly (readonly string[])[]): {
-  stdout: string;
-  stderr: string;
-  status: number | null;
-} {
+function runBatch(
+  reads: readonly (readonly string[])[],
+  mark = newMark(),
+): { stdout: string; stderr: string; status: number | null; mark: string } {
   const argv = readBatchArgv();
-  const r = spawnSync(argv[0], argv.slice(1), { input: renderReadBatch(reads), encoding: "utf8" });
-  return { stdout: r.stdout, stderr: r.stderr, status: r.status };
+  const r = spawnSync(argv[0], argv.slice(1), { input: renderReadBatch(reads, mark), encoding: "utf8" });
+  return { stdout: r.stdout, stderr: r.stderr, status: r.status, mark };
+}
+
+/** What splitReadBatch makes of a batch's run. */
+function split(r: { stdout: string; mark: string }, count: number) {
+  return splitReadBatch(r.stdout, count, r.mark);
 }
 
 const noNul = (s: string) => s.replace(/\0/g, "");
 const tricky = fc.constantFrom(
-  READ_BATCH_DELIMITER,
-  `${READ_BATCH_DELIMITER}\t0\t0\t\t\n`,
+  OTHER,
+  `${OTHER}\t0\tout\n`,
+  `\n${OTHER}\t0\terr\n`,
+  `\n${OTHER}\t0\trc\t0\n`,
+  "pulumi-tvd-read",
   "\n",
   "\t",
   "'",
@@ -61,12 +69,12 @@ const text = fc
   .map((parts) => parts.join(""));
 const printed = fc.record({ stdout: text, stderr: text, exitCode: fc.integer({ min: 0, max: 125 }) });
 
-it("any mix of outputs, the delimiter among them, splits back exactly to each read", () => {
+it("any mix of outputs, frames of another batch among them, splits back exactly to each read", () => {
   fc.assert(
     fc.property(fc.array(printed, { minLength: 1, maxLength: 12 }), (reads) => {
       const r = runBatch(reads.map(printing));
       expect(r.status).toBe(0);
-      expect(splitReadBatch(r.stdout, reads.length)).toEqual(reads);
+      expect(split(r, reads.length)).toEqual(reads);
     }),
     { numRuns: 60 },
   );
@@ -74,38 +82,58 @@ it("any mix of outputs, the delimiter among them, splits back exactly to each re
 
 it("runs more reads than it runs at once, in order", () => {
   const reads = Array.from({ length: 21 }, (_, i) => ({ stdout: `out ${i}\n`, stderr: "", exitCode: i % 3 }));
-  expect(splitReadBatch(runBatch(reads.map(printing)).stdout, reads.length)).toEqual(reads);
+  expect(split(runBatch(reads.map(printing)), reads.length)).toEqual(reads);
 });
 
-it("a read the batch did not report (it ended early) is undefined; the others are kept", () => {
+it("a read the batch did not report whole (it ended early) is undefined, and so is every one after it", () => {
   const reads = [
-    printing({ stdout: "a", stderr: "", exitCode: 0 }),
-    printing({ stdout: "b", stderr: "", exitCode: 0 }),
+    printing({ stdout: "a\n", stderr: "", exitCode: 0 }),
+    printing({ stdout: "b", stderr: "oops", exitCode: 3 }),
   ];
-  const full = runBatch(reads).stdout;
-  const firstOnly = full.split("\n")[0] + "\n";
-  expect(splitReadBatch(firstOnly, 2)).toEqual([{ stdout: "a", stderr: "", exitCode: 0 }, undefined]);
-  // A frame that is cut short or names no read is no result.
-  expect(splitReadBatch(full.slice(0, full.length - 3), 2)[1]).toBeUndefined();
-  expect(splitReadBatch(`${READ_BATCH_DELIMITER}\t7\t0\t\t\n`, 2)).toEqual([undefined, undefined]);
+  const r = runBatch(reads);
+  const whole = split(r, 2);
+  expect(whole).toEqual([
+    { stdout: "a\n", stderr: "", exitCode: 0 },
+    { stdout: "b", stderr: "oops", exitCode: 3 },
+  ]);
+  // Cut anywhere inside the second frame: the first stays, the second is no result.
+  const second = r.stdout.indexOf(`${r.mark}\t1\tout`);
+  for (let cut = second; cut < r.stdout.length; cut++) {
+    expect(splitReadBatch(r.stdout.slice(0, cut), 2, r.mark)).toEqual([whole[0], undefined]);
+  }
+  // Another batch's output, or frames out of order, are no result.
+  expect(splitReadBatch(r.stdout, 2, newMark())).toEqual([undefined, undefined]);
+  expect(splitReadBatch(r.stdout.slice(second), 2, r.mark)).toEqual([undefined, undefined]);
+  // No mark, no batch: the batcher makes one for every batch.
+  expect(() => splitReadBatch(r.stdout, 2, "")).toThrow(/frame mark/);
+  expect(() => renderReadBatch([["true"]], "pulumi-tvd-read-x")).toThrow(/frame mark/);
 });
 
 it("a read killed on the host reports 128 + its signal, as a lone command's shell would", () => {
-  const r = runBatch([["sh", "-c", "kill -9 $$"], printing({ stdout: "x", stderr: "", exitCode: 0 })]);
-  const [killed, next] = splitReadBatch(r.stdout, 2);
+  const [killed, next] = split(
+    runBatch([["sh", "-c", "kill -9 $$"], printing({ stdout: "x", stderr: "", exitCode: 0 })]),
+    2,
+  );
   expect(killed).toMatchObject({ stdout: "", exitCode: 137 });
   expect(next).toEqual({ stdout: "x", stderr: "", exitCode: 0 });
-  // A frame without an exit code (the batch was killed as the read ended) has none.
-  expect(splitReadBatch(`${READ_BATCH_DELIMITER}\t0\t\t\t\n`, 1)).toEqual([
-    { stdout: "", stderr: "", exitCode: null },
-  ]);
+});
+
+it("a read that cannot start reports 127 and the shell's message, as a lone command would", () => {
+  const [missing] = split(runBatch([["tvd-no-such-command"]]), 1);
+  expect(missing).toMatchObject({ stdout: "", exitCode: 127 });
+  expect(missing?.stderr).toMatch(/tvd-no-such-command/);
+});
+
+it("an empty batch prints nothing and succeeds", () => {
+  const r = runBatch([]);
+  expect([r.status, r.stdout, r.stderr]).toEqual([0, "", ""]);
 });
 
 it("hostile arguments reach each read literally: the batch is quoted as the transport quotes", () => {
   fc.assert(
     fc.property(fc.array(text, { minLength: 1, maxLength: 5 }), (args) => {
       const reads = args.map((a) => ["printf", "%s", a]);
-      const out = splitReadBatch(runBatch(reads).stdout, reads.length);
+      const out = split(runBatch(reads), reads.length);
       expect(out.map((o) => o?.stdout)).toEqual(args);
     }),
     { numRuns: 40 },
@@ -113,8 +141,9 @@ it("hostile arguments reach each read literally: the batch is quoted as the tran
   expect(spawnSync("test", ["-e", "/tmp/tvd-batch-pwned"]).status).toBe(1);
 });
 
-it("renders nothing of a read but its quoted argv, and refuses a NUL as the transport does", () => {
-  const script = renderReadBatch([["xl", "list", "-l", "a'b"]]);
-  expect(script).toBe("read_one 0 'xl' 'list' '-l' 'a'\\''b'\n");
-  expect(() => renderReadBatch([["echo", "a\0b"]])).toThrow(/NUL/);
+it("renders the mark and nothing of a read but its quoted argv, and refuses a NUL as the transport does", () => {
+  const mark = newMark();
+  const script = renderReadBatch([["xl", "list", "-l", "a'b"]], mark);
+  expect(script).toBe(`${mark}\nread_one 0 'xl' 'list' '-l' 'a'\\''b'\n`);
+  expect(() => renderReadBatch([["echo", "a\0b"]], mark)).toThrow(/NUL/);
 });
