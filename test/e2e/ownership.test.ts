@@ -15,7 +15,10 @@ import { SEEDED_IMAGES } from "../../lab/host";
 import { startTestLab, type TestLab } from "../support/lab";
 import { expectExit, type EngineEvent, type OperationResult, type StepSummary, TestStack } from "./pulumi";
 
-jest.setTimeout(10 * 60_000);
+// As tvd and vtpmIdentity: a test here is a few CLI operations on two hosts, a few minutes alone,
+// and in the full suite (four workers and the real-Xen host's QEMU on two cores) its small TVD's
+// up, preview --refresh and destroy took over 10.
+jest.setTimeout(20 * 60_000);
 
 const fixture = path.join(__dirname, "fixtures", "ownership");
 const A = "dom0-a";
