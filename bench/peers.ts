@@ -7,7 +7,7 @@
  * the machine. A run of other sizes than the three writes peers.<sizes>.json (peers.99.json), so
  * the last full run's figures stay.
  *
- *   npm run bench:peers -- [--guests 30,99,300] [--parallel 512] [--no-compile-cache] [--no-lazy-typescript] [--scope "..."]
+ *   npm run bench:peers -- [--guests 30,99,300] [--parallel 512] [--no-compile-cache] [--no-lazy-typescript] [--pulumi-tvd-only] [--scope "..."]
  *   (or: npm run build:lab && node build/bench/peers.js ...)
  *
  * pulumi-tvd runs with Pulumi's own bound on steps at once (`PULUMI_PARALLEL`) at 512, as the
@@ -24,7 +24,13 @@ import * as path from "node:path";
 import { labDown, labHosts, labUp } from "../lab/lab";
 import { buildConsumer, withLazyTypescript } from "../test/e2e/consumer";
 import { runMain, writeResult } from "./common";
-import { measureSize, smallProgramPreview, type SizeFigures } from "./peers/measure";
+import {
+  measurePulumiTvdOnly,
+  measureSize,
+  smallProgramPreview,
+  type PulumiFigures,
+  type SizeFigures,
+} from "./peers/measure";
 import type { PulumiOp } from "./peers/pulumiWay";
 import { LAB_BASE_IMAGE, seedBaseImages } from "./peers/workload";
 
@@ -114,7 +120,13 @@ async function main(): Promise<void> {
   process.env.PULUMI_PARALLEL = String(parallel);
   const compileCache = !process.argv.includes("--no-compile-cache");
   const lazyTypescript = !process.argv.includes("--no-lazy-typescript");
-  const resultFile = sizes.join(",") === "30,99,300" ? "peers.json" : `peers.${sizes.join("-")}.json`;
+  // pulumi-tvd's column alone, for a change's before and after (no ratios: they need every way).
+  const pulumiTvdOnly = process.argv.includes("--pulumi-tvd-only");
+  const resultFile = pulumiTvdOnly
+    ? `peers.${sizes.join("-")}.pulumi-tvd-only.json`
+    : sizes.join(",") === "30,99,300"
+      ? "peers.json"
+      : `peers.${sizes.join("-")}.json`;
   const scope = option("--scope") ?? (sizes.join(",") === "30,99,300" ? "full" : `${sizes.join(",")} only`);
   process.stderr.write("[peers] building the consumer package (npm run build, pack, install)\n");
   await buildConsumer();
@@ -168,6 +180,18 @@ async function main(): Promise<void> {
     const lab = { hosts, workDir, bases: [LAB_BASE_IMAGE, ...Object.values(baseImages)] };
     process.stderr.write("[peers] a 3-resource program's preview\n");
     small = await smallProgramPreview(lab);
+    if (pulumiTvdOnly) {
+      const only: Record<string, { pulumiTvd: PulumiFigures; measuredAt: string }> = {};
+      for (const guests of sizes) {
+        only[guests] = {
+          pulumiTvd: await measurePulumiTvdOnly(lab, guests),
+          measuredAt: new Date().toISOString(),
+        };
+        writeResult(resultFile, { ...resultOf({}, {}), scope: `${scope}, pulumi-tvd only`, figures: only });
+      }
+      console.log(JSON.stringify(only, null, 2));
+      return;
+    }
     for (const guests of sizes) {
       const byLabel = Object.fromEntries(BASE_SIZES_GIB.map((g) => [`${g}GiB`, baseImages[g]]));
       figures[guests] = {

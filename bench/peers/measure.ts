@@ -168,17 +168,33 @@ async function sshPerCommand(
  * Runs all four ways at one size, then (when `baseImages` names any) pulumi-tvd `up` on each of
  * those base images. The lab must be clean when it starts; it is clean when it returns.
  */
+/** A size's guests placed on the hosts, its scratch directory, and the lab checked clean. */
+async function startSize(lab: Lab, guests: number): Promise<{ placements: Placement[]; dir: string }> {
+  const placements = place(lab.hosts, guests);
+  const dir = path.join(lab.workDir, `g${guests}`);
+  mkdirSync(dir, { recursive: true });
+  await assertClean("the lab before the run", lab.hosts, lab.bases);
+  return { placements, dir };
+}
+
+/**
+ * pulumi-tvd's column alone (`bench:peers -- --pulumi-tvd-only`): a change's before and after
+ * on one machine. The ratios need every way in one run, so this makes none.
+ */
+export async function measurePulumiTvdOnly(lab: Lab, guests: number): Promise<PulumiFigures> {
+  const { placements, dir } = await startSize(lab, guests);
+  log(`${guests} guests: pulumi-tvd`);
+  return pulumiTvd(lab, placements, LAB_BASE_IMAGE, path.join(dir, "pulumi"));
+}
+
 export async function measureSize(
   lab: Lab,
   guests: number,
   baseImages: Record<string, string> = {},
 ): Promise<SizeFigures> {
-  const placements = place(lab.hosts, guests);
-  const dir = path.join(lab.workDir, `g${guests}`);
-  mkdirSync(dir, { recursive: true });
+  const { placements, dir } = await startSize(lab, guests);
   const known = path.join(dir, "known_hosts");
   writeFileSync(known, knownHosts(lab.hosts));
-  await assertClean("the lab before the run", lab.hosts, lab.bases);
   try {
     log(`${guests} guests: pulumi-tvd`);
     const pulumi = await pulumiTvd(lab, placements, LAB_BASE_IMAGE, path.join(dir, "pulumi"));
