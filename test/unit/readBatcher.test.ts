@@ -16,7 +16,8 @@ function fakeSession() {
     endpoint: "root@dom0.example:22",
     run: async (argv: readonly string[], opts: { stdin?: string } = {}): Promise<ExecResult> => {
       const text = opts.stdin ?? argv.join(" ");
-      trips.push({ at: Date.now(), markers: text.match(/read-\d+/g) ?? [] });
+      // A read's own word only: a batch's frame mark (pulumi-tvd-read-<hex>) is not one.
+      trips.push({ at: Date.now(), markers: text.match(/(?<![\w-])read-\d+/g) ?? [] });
       return { stdout: "", stderr: "", exitCode: 0 };
     },
   };
