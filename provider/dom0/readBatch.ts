@@ -3,6 +3,7 @@
  * as one round trip, READ_BATCH, instead of one each. Rendering the batch and splitting its
  * output back into each read's result are pure; ReadBatcher (readBatcher.ts) is the shell.
  */
+import { randomBytes } from "node:crypto";
 import type { ExecResult } from "../transport/ssh";
 import { joinArgv } from "../transport/quote";
 import { READ_BATCH } from "./scripts";
@@ -13,6 +14,11 @@ import { READ_BATCH } from "./scripts";
  * batch's stdin, never in an argv a process list on the dom0 shows.
  */
 export const FRAME_MARK = /^pulumi-tvd-read-[0-9a-f]{32}$/;
+
+/** A new batch's frame mark (FRAME_MARK). */
+export function newFrameMark(): string {
+  return `pulumi-tvd-read-${randomBytes(16).toString("hex")}`;
+}
 
 /**
  * How many reads of a batch run at once on the dom0: as many as the transport's channels would

@@ -3,9 +3,8 @@
  * collects the reads asked of that host at once and sends them as one round trip. A refresh then
  * costs one round trip per host per wave of reads the engine issues, not one per resource.
  */
-import { randomBytes } from "node:crypto";
 import type { ExecResult, SshSession } from "../transport/ssh";
-import { readBatchArgv, renderReadBatch, splitReadBatch } from "./readBatch";
+import { newFrameMark, readBatchArgv, renderReadBatch, splitReadBatch } from "./readBatch";
 
 /**
  * How long a batch waits for one more read. The engine's reads of one wave reach the provider a
@@ -88,7 +87,7 @@ class ReadBatcher {
 
   /** Runs distinct reads as one READ_BATCH; a read the batch did not report gets a result that says so. */
   private async batch(argvs: ReadonlyArray<readonly string[]>): Promise<ExecResult[]> {
-    const mark = `pulumi-tvd-read-${randomBytes(16).toString("hex")}`;
+    const mark = newFrameMark();
     const batch = await this.session.run(readBatchArgv(), { stdin: renderReadBatch(argvs, mark) });
     return splitReadBatch(batch.stdout, argvs.length, mark).map(
       (result) =>

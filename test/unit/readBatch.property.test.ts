@@ -6,9 +6,8 @@
  * and exit code.
  */
 import { spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import * as fc from "fast-check";
-import { readBatchArgv, renderReadBatch, splitReadBatch } from "../../provider/dom0/readBatch";
+import { newFrameMark, readBatchArgv, renderReadBatch, splitReadBatch } from "../../provider/dom0/readBatch";
 
 interface Printed {
   readonly stdout: string;
@@ -29,7 +28,7 @@ function printing(p: Printed): string[] {
   ];
 }
 
-const newMark = () => `pulumi-tvd-read-${randomBytes(16).toString("hex")}`;
+const newMark = newFrameMark;
 /** A mark of another batch: what a read could print if it ever saw one (it never does). */
 const OTHER = newMark();
 
