@@ -7,7 +7,7 @@
  * the machine. A run of other sizes than the three writes peers.<sizes>.json (peers.99.json), so
  * the last full run's figures stay.
  *
- *   npm run bench:peers -- [--guests 30,99,300] [--parallel 512] [--no-compile-cache] [--no-lazy-typescript] [--pulumi-tvd-only] [--scope "..."]
+ *   npm run bench:peers -- [--guests 30,99,300] [--parallel 512] [--no-compile-cache] [--no-lazy-typescript] [--pulumi-tvd-only] [--engine-profile DIR] [--scope "..."]
  *   (or: npm run build:lab && node build/bench/peers.js ...)
  *
  * pulumi-tvd runs with Pulumi's own bound on steps at once (`PULUMI_PARALLEL`) at 512, as the
@@ -122,6 +122,9 @@ async function main(): Promise<void> {
   const lazyTypescript = !process.argv.includes("--no-lazy-typescript");
   // pulumi-tvd's column alone, for a change's before and after (no ratios: they need every way).
   const pulumiTvdOnly = process.argv.includes("--pulumi-tvd-only");
+  // The Pulumi CLI's own CPU profile of each operation (see engineProfiling in peers/pulumiWay.ts).
+  const engineProfile = option("--engine-profile");
+  if (engineProfile) process.env.PULUMI_TVD_BENCH_ENGINE_PROFILE = path.resolve(engineProfile);
   const resultFile = pulumiTvdOnly
     ? `peers.${sizes.join("-")}.pulumi-tvd-only.json`
     : sizes.join(",") === "30,99,300"

@@ -99,6 +99,21 @@ function sampleProviderPeak(): () => number {
   };
 }
 
+/**
+ * The CLI's own CPU profile of an operation (`--profiling`: Go's pprof, `<dir>/<op>.<pid>.cpu`) when
+ * the bench runs with `--engine-profile <dir>` (PULUMI_TVD_BENCH_ENGINE_PROFILE), to see where the
+ * engine's time goes; `go tool pprof -top <pulumi binary> <file>` reads it.
+ */
+function engineProfiling(args: readonly string[]): string[] {
+  const dir = process.env.PULUMI_TVD_BENCH_ENGINE_PROFILE;
+  if (!dir) return [];
+  mkdirSync(dir, { recursive: true });
+  // "up", "preview", "preview-refresh", "refresh", "destroy": the operation's words and --refresh.
+  const words = args.filter((a) => !a.startsWith("-"));
+  const name = [...words, ...(args.includes("--refresh") ? ["refresh"] : [])].join("-");
+  return ["--profiling", path.join(dir, name)];
+}
+
 export class PulumiWay {
   private readonly programDir: string;
   private readonly statsFile: string;
@@ -195,7 +210,7 @@ export class PulumiWay {
     let stdout: string;
     let providerPeakMiB: number | undefined;
     try {
-      stdout = await this.cli([...args, "--stack", "bench", "--color", "never", "--json"]);
+      stdout = await this.cli([...args, "--stack", "bench", "--color", "never", "--json", ...engineProfiling(args)]);
     } finally {
       providerPeakMiB = stopSampling?.();
     }
