@@ -20,59 +20,21 @@ export function dynamicResourceType(kind: ResourceKind): string {
   return `pulumi-nodejs:dynamic/pulumi-tvd:${kind}`;
 }
 
-/** The provider's methods, each with its parameter list as Pulumi's dynamic provider calls it. */
-const PROVIDER_METHODS = [
-  ["check", "olds, news"],
-  ["diff", "id, olds, news"],
-  ["create", "inputs"],
-  ["read", "id, props"],
-  ["update", "id, olds, news"],
-  ["delete", "id, props"],
-] as const;
-
 /**
  * The provider module of a kind: the text every resource of the kind carries as `__provider`, which
  * Pulumi's dynamic provider process loads (`require-from-string`) and calls `handler()` on. It
- * captures nothing but `kind` and loads the lifecycle from the installed package at call time, so
- * upgrading pulumi-tvd upgrades the behaviour of existing stacks, and no SSH client, socket or
- * pool is ever captured.
+ * captures nothing but the kind's name and loads the lifecycle from the installed package when the
+ * provider process first needs it, so upgrading pulumi-tvd upgrades the behaviour of existing
+ * stacks, and no SSH client, socket or pool is ever captured.
  *
- * Written out rather than made by `pulumi.dynamic.Resource`, which serializes a provider object
- * with Pulumi's closure serializer: that parses the functions with TypeScript and cost each program
- * run 0.4-0.6 s of CPU. test/unit/dynamicProvider.test.ts proves this text is, byte for byte, what
- * the serializer makes of the object below, which is what earlier releases stored, so their stacks
- * see no change:
- *
- *   { check: (olds, news) => require("pulumi-tvd/runtime").lifecycle(kind).check(olds, news), ... }
+ * One line, because the engine writes it into every resource's inputs and outputs and rewrites the
+ * whole state file after every step: the 2.1 KB text Pulumi's closure serializer made of a provider
+ * object (what earlier releases stored; test/unit/dynamicProvider.test.ts makes it) was half of a guest's state. A
+ * stack written by an earlier release keeps working and needs no change: that text routes to the
+ * same lifecycle, and a change of `__provider` alone is no diff (its next `up` stores this one).
  */
 export function providerModule(kind: ResourceKind): string {
-  const fn = (name: string, params: string, captured: string, body: string) =>
-    `function ${name}(${params}) {\n` +
-    `  return (function() {\n` +
-    `    with(${captured}) {\n\n` +
-    `return ${body};\n\n` +
-    `    }\n` +
-    `  }).apply(undefined, undefined).apply(this, arguments);\n` +
-    `}\n`;
-  const methods = PROVIDER_METHODS.map(([method, args], i) => {
-    // The serializer names a function's parameters by position: __0, __1, ...
-    const positional = args
-      .split(", ")
-      .map((_, n) => `__${n}`)
-      .join(", ");
-    return fn(
-      `__f${i + 1}`,
-      positional,
-      `{ kind: ${JSON.stringify(kind)}, this: undefined, arguments: undefined }`,
-      `(${args}) => require("pulumi-tvd/runtime").lifecycle(kind).${method}(${args})`,
-    );
-  });
-  return (
-    `exports.handler = __f0;\n\n` +
-    `var __provider = {${PROVIDER_METHODS.map(([method], i) => `${method}: __f${i + 1}`).join(", ")}};\n\n` +
-    methods.map((m) => `${m}\n`).join("") +
-    fn("__f0", "", "{ provider: __provider, this: undefined, arguments: undefined }", "() => provider")
-  );
+  return `exports.handler = () => require("pulumi-tvd/runtime").lifecycle(${JSON.stringify(kind)});\n`;
 }
 
 /**

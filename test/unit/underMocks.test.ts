@@ -114,7 +114,7 @@ it("captures no promise stacks while it registers, and leaves the program's stac
   expect(Error.stackTraceLimit).toBe(limit);
   expect(await valueOf(vtpm.uuid)).toBe("uuid-of-limit-vtpm");
   const stored = registered.find((r) => r.name === "limit-vtpm");
-  expect(stored?.inputs.__provider).toEqual(expect.stringContaining("lifecycle(kind)"));
+  expect(stored?.inputs.__provider).toEqual(expect.stringContaining(`lifecycle("Vtpm")`));
 });
 
 it("gives an error Pulumi throws while registering a stack trace into the program", () => {
