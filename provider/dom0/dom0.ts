@@ -19,11 +19,13 @@ import { sessionFor, type ExecResult, type SshSession } from "../transport/ssh";
 import { parseFacts, probeFactsArgv, type HostFactsReport } from "./facts";
 import { readBatcherFor } from "./readBatcher";
 import {
+  domainsWithVtpmBackend,
   inspectArgs,
   parseInspection,
   parseXlListLong,
   type Inspection,
   type InspectTarget,
+  type XlListLongEntry,
 } from "./inspect";
 import {
   AGENT_EXCHANGE,
@@ -113,6 +115,21 @@ export function withLock(
 /** A constant script's argv: its values only as positional arguments. */
 function scriptArgv(script: string, args: readonly string[]): string[] {
   return ["sh", "-c", script, "pulumi-tvd", ...args];
+}
+
+/**
+ * `xl list -l` parsed once per result: the inspections of one batch share its one result (see
+ * readBatcher), and a refresh of a host's 67 domains had parsed the host's whole list 67 times.
+ * The entries are shared, so nothing may change them (they are read only everywhere).
+ */
+const parsedLists = new WeakMap<ExecResult, XlListLongEntry[]>();
+function parsedList(list: ExecResult): XlListLongEntry[] {
+  let parsed = parsedLists.get(list);
+  if (!parsed) {
+    parsed = parseXlListLong(list.stdout, list.stderr, "xl list -l");
+    parsedLists.set(list, parsed);
+  }
+  return parsed;
 }
 
 /** Typed operations on one dom0. Each method is one round trip unless it says otherwise. */
@@ -207,7 +224,7 @@ export class Dom0 {
         list.exitCode,
         list.stderr,
       );
-    return parseInspection(domain, r.stdout, parseXlListLong(list.stdout, list.stderr, "xl list -l"));
+    return parseInspection(domain, r.stdout, parsedList(list));
   }
 
   /**
@@ -321,13 +338,6 @@ export class Dom0 {
     if (r.exitCode !== 0 && !/is an invalid domain identifier/.test(r.stderr)) {
       throw new RemoteCommandError(this.endpoint, `xl destroy ${domain}`, r.exitCode, r.stderr);
     }
-  }
-
-  /** Running domains whose vtpm devices have `backend` as their backend (a manager's vTPMs). */
-  async domainsUsing(backend: string): Promise<string[]> {
-    // stdout only: libxl's warnings go to stderr, which is not JSON.
-    const { stdout, stderr } = await this.session.check(["xl", "list", "-l"]);
-    return domainsWithVtpmBackend(parseXlListLong(stdout, stderr, "xl list -l"), backend);
   }
 
   /**
@@ -480,21 +490,6 @@ export function vtpmBackendWasLate(stderr: string): boolean {
     /device_backend_callback: .*unable to add device with path \S*\/backend\/vtpm\//.test(stderr) &&
     /unable to add vtpm devices/.test(stderr)
   );
-}
-
-/** Names of domains in `xl list -l` output with a vtpm device on `backend`. Pure. */
-export function domainsWithVtpmBackend(
-  list: ReadonlyArray<{ config?: Record<string, unknown> }>,
-  backend: string,
-): string[] {
-  return list
-    .filter((d) =>
-      ((d.config?.vtpms ?? []) as Array<{ backend_domname?: string }>).some(
-        (v) => v.backend_domname === backend,
-      ),
-    )
-    .map((d) => String((d.config?.c_info as { name?: string } | undefined)?.name))
-    .sort();
 }
 
 /** A member's agent could not be asked: its domain is not running, or it did not answer in time. */

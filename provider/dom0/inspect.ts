@@ -25,6 +25,8 @@ export interface DomainReport {
   readonly config?: Record<string, unknown>;
   readonly domid?: number;
   readonly vtpms: VtpmListRow[];
+  /** Running domains with a vtpm device on this one as its backend (a manager's vTPMs, a vTPM's guest). */
+  readonly usedBy: string[];
 }
 
 export interface Inspection {
@@ -141,7 +143,28 @@ export function parseInspection(
     }
   }
   return {
-    domain: { running, config, domid, vtpms: running ? parseVtpmList(values.get("vtpm-list") ?? "") : [] },
+    domain: {
+      running,
+      config,
+      domid,
+      vtpms: running ? parseVtpmList(values.get("vtpm-list") ?? "") : [],
+      usedBy: domainsWithVtpmBackend(list, domain),
+    },
     files,
   };
+}
+
+/** Names of domains in `xl list -l` output with a vtpm device on `backend`. Pure. */
+export function domainsWithVtpmBackend(
+  list: ReadonlyArray<{ config?: Record<string, unknown> }>,
+  backend: string,
+): string[] {
+  return list
+    .filter((d) =>
+      ((d.config?.vtpms ?? []) as Array<{ backend_domname?: string }>).some(
+        (v) => v.backend_domname === backend,
+      ),
+    )
+    .map((d) => String((d.config?.c_info as { name?: string } | undefined)?.name))
+    .sort();
 }

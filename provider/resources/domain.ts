@@ -74,18 +74,11 @@ export async function startDomain<V extends DomainInputs>(
 }
 
 /**
- * Refuses to go on while other domains use this one as their vtpm backend (a manager's vTPMs, a
- * vTPM's guest): stopping it under them may corrupt keys.
- */
-export async function refuseWhileUsed(dom0: Dom0, what: string, name: string, doing: string): Promise<void> {
-  const users = await dom0.domainsUsing(name);
-  if (users.length) throw new BackendInUseError(dom0.endpoint, what, name, doing, users);
-}
-
-/**
- * Stops the running domain `name` of this kind, only when nothing runs on it: checked first, and
- * again with the destroy as one step under its lock, so that nothing starts on it in between
- * (another stack's vTPM on this manager).
+ * Stops the running domain `name` of this kind, only when nothing runs on it (a manager's vTPMs, a
+ * vTPM's guest: stopping it under them may corrupt keys). `usedBy` is what the inspection this step
+ * follows read, in the same round trip as the rest; the destroy checks again as one step under
+ * the domain's lock, so that nothing starts on it in between (another stack's vTPM on this
+ * manager).
  */
 export async function stopDomain<V extends DomainInputs>(
   kind: DomainKind<V>,
@@ -93,12 +86,25 @@ export async function stopDomain<V extends DomainInputs>(
   v: V,
   name: string,
   doing: string,
+  usedBy: readonly string[],
 ): Promise<void> {
-  if (kind.servesOthers) await refuseWhileUsed(dom0, kind.what, name, doing);
+  refuseWhileUsed(kind, dom0, name, doing, usedBy);
   if (kind.stopWhenIdle && kind.ready)
     await dom0.waitForConsole(name, kind.ready.text, kind.ready.timeoutSec(v));
   if (kind.servesOthers) await dom0.xlDestroyUnlessUsed(name, kind.what, doing);
   else await dom0.xlDestroy(name);
+}
+
+/** Throws BackendInUseError, naming them, when domains use this one as their vtpm backend. */
+function refuseWhileUsed<V extends DomainInputs>(
+  kind: DomainKind<V>,
+  dom0: Dom0,
+  name: string,
+  doing: string,
+  usedBy: readonly string[],
+): void {
+  if (kind.servesOthers && usedBy.length)
+    throw new BackendInUseError(dom0.endpoint, kind.what, name, doing, [...usedBy]);
 }
 
 /** A disk a domain is created with (a vTPM image, a guest overlay): made, and removed on failure. */
@@ -302,27 +308,38 @@ export async function updateDomain<V extends DomainInputs>(
       `pulumi-tvd: restarting ${kind.what} ${oldName} on ${dom0.endpoint}: ${renamed ? `renamed to ${v.name}` : disk.restart ? "its disk was remade" : `the running domain differs in ${fields.join(", ")}`}`,
     );
   if (running && (differs || !v.running))
-    await stopDomain(kind, dom0, v, oldName, renamed ? "rename" : differs ? "restart" : "stop");
+    await stopDomain(
+      kind,
+      dom0,
+      v,
+      oldName,
+      renamed ? "rename" : differs ? "restart" : "stop",
+      report.domain.usedBy,
+    );
   if (disk.prepare) await disk.prepare();
   await dom0.writeFileAtomic(configPathOf(v), desired, "0600", v.name);
   if (oldConfigPath !== configPathOf(v)) await dom0.removeFiles([oldConfigPath]);
   if (v.running && (!running || differs)) await startDomain(kind, dom0, v);
 }
 
-/** Deletes a domain and its config, each only when this resource owns it. */
+/**
+ * Deletes a domain, its config and the kind's `files` that go with it (a guest's overlay), each
+ * only when this resource owns it; the files in one round trip.
+ */
 export async function deleteDomain<V extends DomainInputs>(
   kind: DomainKind<V>,
   ctx: DeleteContext,
   v: V,
+  files: readonly Artifact[] = [],
 ): Promise<void> {
   const dom0 = dom0Of(ctx);
   const [domain, config] = domainArtifacts(v, kind.what);
   if (ctx.owns(domain)) {
     const report = await dom0.inspect(v.name, []);
-    if (report.domain.running) await stopDomain(kind, dom0, v, v.name, "destroy");
-    else if (kind.servesOthers) await refuseWhileUsed(dom0, kind.what, v.name, "destroy");
+    if (report.domain.running) await stopDomain(kind, dom0, v, v.name, "destroy", report.domain.usedBy);
+    else refuseWhileUsed(kind, dom0, v.name, "destroy", report.domain.usedBy);
   }
-  if (ctx.owns(config)) await dom0.removeFiles([config.name]);
+  await dom0.removeFiles([config, ...files].filter((f) => ctx.owns(f)).map((f) => f.name));
 }
 
 /** One round trip: the domain, its config and the kind's files. */

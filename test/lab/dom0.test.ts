@@ -187,7 +187,13 @@ describe("inspect", () => {
   it("reports a domain that is not running", async () => {
     expect((await lab.xl(A, "destroy", "i1")).exitCode).toBe(0);
     const report = await dom0.inspect("i1", [{ role: "config", path: "/etc/xen/i1.cfg" }]);
-    expect(report.domain).toEqual({ running: false, config: undefined, domid: undefined, vtpms: [] });
+    expect(report.domain).toEqual({
+      running: false,
+      config: undefined,
+      domid: undefined,
+      vtpms: [],
+      usedBy: [],
+    });
     expect(report.files["/etc/xen/i1.cfg"].exists).toBe(true);
   });
 });
@@ -216,9 +222,9 @@ describe("xl, archive and vTPM users", () => {
     await expect(dom0.xlCreate("/etc/xen/vtpmmgr.cfg")).rejects.toThrow(
       /Domain with name "vtpmmgr" already exists/,
     );
-    expect(await dom0.domainsUsing("vtpmmgr")).toEqual([]);
+    expect((await dom0.inspect("vtpmmgr", [])).domain.usedBy).toEqual([]);
     await dom0.xlCreate("/etc/xen/i1.cfg");
-    expect(await dom0.domainsUsing("vtpmmgr")).toEqual(["i1"]);
+    expect((await dom0.inspect("vtpmmgr", [])).domain.usedBy).toEqual(["i1"]);
     await dom0.xlDestroy("i1");
 
     const when = new Date("2026-11-23T20:00:00.123Z");

@@ -1076,7 +1076,7 @@ function paperDom0(v: Record<string, unknown>): { dom0: Dom0; written: Map<strin
   const methods: Record<string, unknown> = {
     endpoint: "root@paper:22",
     inspect: async (_domain: string, targets: readonly InspectTarget[]) => ({
-      domain: { running: false, vtpms: [] },
+      domain: { running: false, vtpms: [], usedBy: [] },
       files: Object.fromEntries(targets.map((t) => [t.path, report(t)])),
     }),
     writeFileAtomic: async (path: string, content: string | Buffer) => {

@@ -65,6 +65,7 @@ describe("`xl list -l ... 2>&1` breaks on a libxl warning", () => {
       domid: 7,
       config: domain[0].config,
       vtpms: [{ devid: 0, backendDomid: 3, uuid: "ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839", state: 4 }],
+      usedBy: [],
     });
     expect(r.files["/var/lib/xen/images/g.qcow2"]).toEqual({
       exists: true,

@@ -41,6 +41,7 @@ describe("parseInspection", () => {
         domid: 7,
         config: { c_info: { name: "g" } },
         vtpms: [{ devid: 0, backendDomid: 2, uuid: "ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839", state: 4 }],
+        usedBy: [],
       },
       files: {
         // Trailing newlines go, as `$(cat)` would take them.
@@ -63,6 +64,27 @@ describe("parseInspection", () => {
       config: undefined,
       domid: undefined,
       vtpms: [],
+      usedBy: [],
+    });
+  });
+
+  it("names the running domains that use the inspected one as their vtpm backend, from the same list", () => {
+    const dom = (name: string, backends: string[]) => ({
+      config: { c_info: { name }, vtpms: backends.map((b) => ({ backend_domname: b })) },
+    });
+    const list = [
+      dom("vtpmmgr", []),
+      dom("web-vtpm", ["vtpmmgr"]),
+      dom("db-vtpm", ["vtpmmgr"]),
+      dom("web", ["web-vtpm"]),
+    ];
+    expect(parseInspection("vtpmmgr", "", list).domain.usedBy).toEqual(["db-vtpm", "web-vtpm"]);
+    expect(parseInspection("web-vtpm", "", list).domain.usedBy).toEqual(["web"]);
+    expect(parseInspection("web", "", list).domain.usedBy).toEqual([]);
+    // A stopped vTPM whose guest still names it as its backend is still in use.
+    expect(parseInspection("gone-vtpm", "", [dom("g", ["gone-vtpm"])]).domain).toMatchObject({
+      running: false,
+      usedBy: ["g"],
     });
   });
 

@@ -205,8 +205,7 @@ export const definition: ResourceDefinition<GuestInputs, GuestExtra> = {
   },
 
   async delete(ctx, v) {
-    await deleteDomain(kind, ctx, v);
-    if (ctx.owns(overlayOf(v))) await dom0Of(ctx).removeFiles([overlayPathOf(v)]);
+    await deleteDomain(kind, ctx, v, [overlayOf(v)]);
   },
 };
 

@@ -145,12 +145,12 @@ export const definition: ResourceDefinition<VtpmInputs, VtpmExtra> = {
   ...stubdomVerbs(kind, (ctx, v) => definition.observe(ctx, v), " (with the vTPM's uuid)"),
 
   async delete(ctx, v) {
-    await deleteDomain(kind, ctx, v);
+    // The image is the vTPM's keys: by default archived, never deleted; removed with the config
+    // only when its policy says destroy.
+    await deleteDomain(kind, ctx, v, v.deletionPolicy === "destroy" ? [imageOf(v)] : []);
     if (!ctx.owns(imageOf(v))) return;
-    // The image is the vTPM's keys: by default archived, never deleted.
     if (v.deletionPolicy === "archive") await archiveKeyImage(ctx, imageOf(v));
     if (v.deletionPolicy === "retain") ctx.keep(imageOf(v));
-    if (v.deletionPolicy === "destroy") await dom0Of(ctx).removeFiles([imagePathOf(v)]);
   },
 };
 
