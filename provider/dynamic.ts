@@ -27,11 +27,13 @@ export function dynamicResourceType(kind: ResourceKind): string {
  * provider process first needs it, so upgrading pulumi-tvd upgrades the behaviour of existing
  * stacks, and no SSH client, socket or pool is ever captured.
  *
- * One line, because the engine writes it into every resource's inputs and outputs and rewrites the
- * whole state file after every step: the 2.1 KB text Pulumi's closure serializer made of a provider
- * object (what earlier releases stored; test/unit/dynamicProvider.test.ts makes it) was half of a guest's state. A
- * stack written by an earlier release keeps working and needs no change: that text routes to the
- * same lifecycle, and a change of `__provider` alone is no diff (its next `up` stores this one).
+ * One line, because the engine writes it into every resource's inputs and outputs and rewrites
+ * the whole state file after every step (serialized, checksummed and backed up: 70 % of the
+ * engine's CPU in an `up` of 201 resources). Earlier releases stored the 2.1 KB text Pulumi's
+ * closure serializer made of a provider object (test/unit/dynamicProvider.test.ts makes it). Their
+ * stacks keep working and see no diff: that text routes to the same lifecycle, and a change of
+ * `__provider` alone is none. Their next `up` stores this text in the inputs; the outputs keep
+ * the earlier one until the resource next changes.
  */
 export function providerModule(kind: ResourceKind): string {
   return `exports.handler = () => require("pulumi-tvd/runtime").lifecycle(${JSON.stringify(kind)});\n`;
