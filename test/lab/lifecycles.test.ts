@@ -155,6 +155,29 @@ describe("Vtpm", () => {
     }
   });
 
+  it("deletes only what it owns: a guest's overlay and a destroy-policy image recorded as another's survive, byte for byte", async () => {
+    const v = await vtpmLifecycle.create(vtpmInputs("own-vtpm", { deletionPolicy: "destroy" }));
+    const g = await guestLifecycle.create(guestInputs("own", { vtpm: "own-vtpm" }));
+    const files = ["/var/lib/xen/images/own.qcow2", "/var/lib/xen/vtpm/own-vtpm.img"];
+    // Another stack's records now name them (as after a rename that kept the paths elsewhere).
+    for (const f of files)
+      await sh(
+        'for r in /var/lib/xen/pulumi-tvd/owners/*; do [ "$(sed -n 1p "$r")" = "file:$1" ] && sed -i "2s/.*/lab\\/other Someone/" "$r"; done; true',
+        f,
+      );
+    const sums = await sh('sha256sum "$@"', ...files);
+    await guestLifecycle.delete(g.id, g.outs);
+    await vtpmLifecycle.delete(v.id, v.outs);
+    expect(await sh('sha256sum "$@"', ...files)).toBe(sums);
+    expect(
+      await sh("xl domid own 2>/dev/null || echo gone; xl domid own-vtpm 2>/dev/null || echo gone"),
+    ).toBe("gone\ngone\n");
+    expect(
+      await sh("test -e /etc/xen/own.cfg || echo gone; test -e /etc/xen/own-vtpm.cfg || echo gone"),
+    ).toBe("gone\ngone\n");
+    await sh('rm -f "$@"', ...files);
+  });
+
   it("adopts an existing vTPM with its own UUID, and names every differing field otherwise", async () => {
     const made = await vtpmLifecycle.create(vtpmInputs("old-vtpm", { hwInitPcr: "0-7" }));
     const uuid = made.outs.uuid as string;
