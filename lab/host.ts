@@ -72,9 +72,20 @@ function labBuildDir(): string {
 
 export { alive };
 
-function readPid(file: string): number | undefined {
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, "utf8").trim());
+/**
+ * A pid file's pid, or undefined when there is none. sshd removes its own pid file as it exits, and
+ * stopHost signals it (with every process in the host's namespace) just before reading that file:
+ * a file that vanishes between the check and the read is a process already gone, not an error.
+ */
+export function readPid(file: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  const pid = Number(text.trim());
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
