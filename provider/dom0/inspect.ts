@@ -1,11 +1,17 @@
 /** Parsing what INSPECT prints: what is really on a dom0 for one domain. Pure. */
 import { redactSecrets } from "../transport/errors";
+import { parseQcow2Header, type Qcow2Header } from "./qcow2";
 
-export interface VtpmListRow {
+/**
+ * A vtpm device of a running domain, from its config in the host's `xl list -l`: libxl builds that
+ * config from the devices xenstore holds (retrieve_domain_configuration), so a device detached
+ * since the domain started is not in it, one attached later is.
+ */
+export interface AttachedVtpm {
   readonly devid: number;
-  readonly backendDomid: number;
+  /** The backend domain's name (a guest's vTPM, a vTPM's manager). */
+  readonly backend: string;
   readonly uuid: string;
-  readonly state: number;
 }
 
 export interface FileReport {
@@ -13,8 +19,8 @@ export interface FileReport {
   readonly sizeBytes?: number;
   /** Text of a config file. */
   readonly content?: string;
-  /** From `qemu-img info --output=json` of an overlay. */
-  readonly qemu?: { readonly format: string; readonly backingFile?: string; readonly backingFormat?: string };
+  /** An overlay's qcow2 header: its format and backing file (see qcow2.ts). */
+  readonly qcow2?: Qcow2Header;
   /** Hex sha256 of the file's bytes; unset when it could not be read. */
   readonly sha256?: string;
 }
@@ -24,7 +30,7 @@ export interface DomainReport {
   /** The domain's libxl config as `xl list -l` prints it. */
   readonly config?: Record<string, unknown>;
   readonly domid?: number;
-  readonly vtpms: VtpmListRow[];
+  readonly vtpms: AttachedVtpm[];
   /** Running domains with a vtpm device on this one as its backend (a manager's vTPMs, a vTPM's guest). */
   readonly usedBy: string[];
 }
@@ -41,16 +47,6 @@ export type InspectTarget = {
 
 export function inspectArgs(domain: string, targets: readonly InspectTarget[]): string[] {
   return [domain, ...targets.map((t) => `${t.role}=${t.path}`)];
-}
-
-/** `xl vtpm-list` rows (the header line is skipped). */
-export function parseVtpmList(text: string): VtpmListRow[] {
-  return text
-    .split("\n")
-    .slice(1)
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.length >= 5 && /^\d+$/.test(f[0]))
-    .map((f) => ({ devid: Number(f[0]), backendDomid: Number(f[1]), uuid: f[2], state: Number(f[4]) }));
 }
 
 /** One domain of `xl list -l`'s JSON array. */
@@ -82,6 +78,22 @@ export function domainEntry(list: readonly XlListLongEntry[], domain: string): X
   return list.find((d) => (d.config?.c_info as { name?: unknown } | undefined)?.name === domain);
 }
 
+type XlVtpm = { devid?: unknown; backend_domname?: unknown; uuid?: unknown };
+
+/** The vtpm devices of one domain's `xl list -l` config. */
+function xlVtpms(config: Record<string, unknown> | undefined): XlVtpm[] {
+  return Array.isArray(config?.vtpms) ? (config.vtpms as XlVtpm[]) : [];
+}
+
+/** A running domain's vtpm devices, from its `xl list -l` config. */
+export function attachedVtpms(config: Record<string, unknown> | undefined): AttachedVtpm[] {
+  return xlVtpms(config).map((v) => ({
+    devid: Number(v.devid ?? 0),
+    backend: String(v.backend_domname ?? ""),
+    uuid: String(v.uuid ?? ""),
+  }));
+}
+
 /**
  * What INSPECT printed about `domain`'s devices and files, with its entry in the host's
  * `xl list -l` (`list`, parsed by parseXlListLong).
@@ -91,9 +103,9 @@ export function parseInspection(
   stdout: string,
   list: readonly XlListLongEntry[],
 ): Inspection {
-  // One `key<TAB>value` line per value: a config's text in base64, every other value as its tool
-  // printed it with its lines joined (vtpm-list's by tabs), trailing newlines gone as a command
-  // substitution takes them (a config reads as `$(cat)` would).
+  // One `key<TAB>value` line per value: a config's text and an overlay's first bytes in base64,
+  // every other value as its tool printed it, trailing newlines gone as a command substitution
+  // takes them (a config reads as `$(cat)` would).
   const values = new Map<string, string>();
   for (const line of stdout.split("\n")) {
     const tab = line.indexOf("\t");
@@ -102,11 +114,7 @@ export function parseInspection(
     const value = line.slice(tab + 1);
     values.set(
       key,
-      key.startsWith("content:")
-        ? Buffer.from(value, "base64").toString("utf8").replace(/\n+$/, "")
-        : key === "vtpm-list"
-          ? value.replace(/\t/g, "\n")
-          : value,
+      key.startsWith("content:") ? Buffer.from(value, "base64").toString("utf8").replace(/\n+$/, "") : value,
     );
   }
   const entry = domainEntry(list, domain);
@@ -125,29 +133,15 @@ export function parseInspection(
     else if (kind === "content") files[path] = { ...prev, content: value };
     else if (kind === "sha256")
       files[path] = /^[0-9a-f]{64}$/.test(value) ? { ...prev, sha256: value } : prev;
-    else if (kind === "qemu") {
-      let info: Record<string, unknown> = {};
-      try {
-        info = JSON.parse(value);
-      } catch {
-        // not an image qemu-img understands; reported as format "unknown"
-      }
-      files[path] = {
-        ...prev,
-        qemu: {
-          format: String(info.format ?? "unknown"),
-          backingFile: info["backing-filename"] as string | undefined,
-          backingFormat: info["backing-filename-format"] as string | undefined,
-        },
-      };
-    }
+    else if (kind === "qcow2")
+      files[path] = { ...prev, qcow2: parseQcow2Header(Buffer.from(value, "base64")) };
   }
   return {
     domain: {
       running,
       config,
       domid,
-      vtpms: running ? parseVtpmList(values.get("vtpm-list") ?? "") : [],
+      vtpms: running ? attachedVtpms(config) : [],
       usedBy: domainsWithVtpmBackend(list, domain),
     },
     files,
@@ -160,11 +154,7 @@ export function domainsWithVtpmBackend(
   backend: string,
 ): string[] {
   return list
-    .filter((d) =>
-      ((d.config?.vtpms ?? []) as Array<{ backend_domname?: string }>).some(
-        (v) => v.backend_domname === backend,
-      ),
-    )
+    .filter((d) => xlVtpms(d.config).some((v) => v.backend_domname === backend))
     .map((d) => String((d.config?.c_info as { name?: string } | undefined)?.name))
     .sort();
 }

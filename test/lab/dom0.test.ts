@@ -172,11 +172,11 @@ describe("inspect", () => {
     }
     expect(readFileSync(stats, "utf8").trim().split("\n")).toHaveLength(1);
     expect(report.domain.running).toBe(true);
-    expect(report.domain.vtpms).toEqual([{ devid: 0, backendDomid: expect.any(Number), uuid, state: 4 }]);
+    expect(report.domain.vtpms).toEqual([{ devid: 0, backend: "vtpmmgr", uuid }]);
     expect((report.domain.config as { c_info: { name: string } }).c_info.name).toBe("i1");
     expect(report.files["/etc/xen/i1.cfg"].content).toContain(`uuid=${uuid}`);
     expect(report.files["/var/lib/xen/vtpm/i1.img"]).toEqual({ exists: true, sizeBytes: 8 * 1024 * 1024 });
-    expect(report.files["/var/lib/xen/images/g1.qcow2"].qemu).toEqual({
+    expect(report.files["/var/lib/xen/images/g1.qcow2"].qcow2).toEqual({
       format: "qcow2",
       backingFile: "/var/lib/xen/images/debian-base.raw",
       backingFormat: "raw",

@@ -201,6 +201,25 @@ describe("Vtpm", () => {
 });
 
 describe("Guest", () => {
+  it("reads a vTPM detached out of band as no longer attached, and a rebased overlay as foreign", async () => {
+    // Both come from the batch's `xl list -l` and the overlay's qcow2 header, not from `xl
+    // vtpm-list` or `qemu-img info`: libxl builds a domain's listed devices from xenstore.
+    await vtpmLifecycle.create(vtpmInputs("d1-vtpm"));
+    const { id, outs } = await guestLifecycle.create(guestInputs("d1", { vtpm: "d1-vtpm" }));
+    expect(outs).toMatchObject({
+      vtpmAttached: true,
+      overlayBackingFile: "/var/lib/xen/images/debian-base.raw",
+    });
+    expect((await lab.xl(A, "vtpm-detach", "d1", "0")).exitCode).toBe(0);
+    expect(await refreshed(guestLifecycle, id, outs)).toMatchObject({ running: true, vtpmAttached: false });
+    await sh("qemu-img rebase -u -b /var/lib/xen/images/elsewhere.raw -F raw /var/lib/xen/images/d1.qcow2");
+    const rebased = await refreshed(guestLifecycle, id, outs);
+    expect(rebased.overlayBackingFile).toBe("/var/lib/xen/images/elsewhere.raw");
+    expect(await guestLifecycle.diff(id, rebased, guestInputs("d1", { vtpm: "d1-vtpm" }))).toMatchObject({
+      changes: true,
+    });
+  });
+
   it("restarts for a memory change and keeps its overlay; a new base image is a replace", async () => {
     await vtpmLifecycle.create(vtpmInputs("r1-vtpm"));
     const { id, outs } = await guestLifecycle.create(guestInputs("r1", { vtpm: "r1-vtpm" }));

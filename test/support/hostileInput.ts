@@ -1069,7 +1069,11 @@ function paperDom0(v: Record<string, unknown>): { dom0: Dom0; written: Map<strin
     if (t.role === "overlay")
       return {
         exists: true,
-        qemu: { format: "qcow2", backingFile: String(v.baseImage), backingFormat: String(v.baseImageFormat) },
+        qcow2: {
+          format: "qcow2",
+          backingFile: String(v.baseImage),
+          backingFormat: String(v.baseImageFormat),
+        },
       };
     return { exists: true, sizeBytes: 1 << 20 };
   };

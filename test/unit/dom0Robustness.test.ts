@@ -3,6 +3,7 @@
  * the finding it fixes. Their host behaviour is tested in test/lab/dom0Robustness.test.ts.
  */
 import { parseInspection, parseXlListLong } from "../../provider/dom0/inspect";
+import { qcow2Head } from "../support/qcow2Head";
 import { checkOf } from "../../provider/core/define";
 import { definition as guestDefinition } from "../../provider/resources/guest/provider";
 import { definition as vtpmDefinition } from "../../provider/resources/vtpm/provider";
@@ -43,34 +44,30 @@ describe("a command that times out locally goes on on dom0 and links its file af
 
 describe("`xl list -l ... 2>&1` breaks on a libxl warning", () => {
   const warning = "libxl: warning: libxl_utils.c:1:x: something libxl says";
-  const domain = [{ domid: 7, config: { c_info: { name: "i1" } } }];
-  const VTPM_LIST =
-    "Idx BE Uuid                                 handle state evt-ch ring-ref BE-path\n" +
-    "0   3  ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839      0     4     -1       -1 /local/domain/3/backend/vtpm/7/0\n";
+  const vtpms = [{ backend_domname: "vtpmmgr", devid: 0, uuid: "ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839" }];
+  const domain = [{ domid: 7, config: { c_info: { name: "i1" }, vtpms } }];
 
   it("parses xl's stdout only, whatever libxl printed on stderr", () => {
     // The host's `xl list -l` is parsed from its stdout alone (Dom0.inspect), its stderr apart.
     const list = parseXlListLong(JSON.stringify(domain), warning, "xl list -l");
     const stdout = [
-      // INSPECT joins vtpm-list's lines by tabs; a stray key (a stderr some version printed) is ignored.
-      `vtpm-list\t${VTPM_LIST.trimEnd().replace(/\n/g, "\t")}`,
-      `vtpm-list-stderr\t${warning}`,
+      // A stray key (a stderr some version printed) is ignored.
       "size:/var/lib/xen/images/g.qcow2\t196616",
-      'qemu:/var/lib/xen/images/g.qcow2\t{ "format": "qcow2", "backing-filename": "/b.raw" }',
-      "qemu-stderr:/var/lib/xen/images/g.qcow2\tqemu-img: warning: something",
+      `qcow2:/var/lib/xen/images/g.qcow2\t${qcow2Head("/b.raw").toString("base64")}`,
+      "qcow2-stderr:/var/lib/xen/images/g.qcow2\thead: warning: something",
     ].join("\n");
     const r = parseInspection("i1", stdout, list);
     expect(r.domain).toEqual({
       running: true,
       domid: 7,
       config: domain[0].config,
-      vtpms: [{ devid: 0, backendDomid: 3, uuid: "ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839", state: 4 }],
+      vtpms: [{ devid: 0, backend: "vtpmmgr", uuid: "ac0a5b9e-cbe2-4c07-b43b-1d69e46fb839" }],
       usedBy: [],
     });
     expect(r.files["/var/lib/xen/images/g.qcow2"]).toEqual({
       exists: true,
       sizeBytes: 196616,
-      qemu: { format: "qcow2", backingFile: "/b.raw", backingFormat: undefined },
+      qcow2: { format: "qcow2", backingFile: "/b.raw" },
     });
   });
 

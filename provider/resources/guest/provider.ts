@@ -157,7 +157,9 @@ export const definition: ResourceDefinition<GuestInputs, GuestExtra> = {
       ...configSeen(kind, v, config, observeGuestConfig, (o) => guestInputsFromConfig(o, v)),
       running: report.domain.running,
     };
-    const backing = overlay?.qemu?.backingFile;
+    // An overlay that is not qcow2, or whose header names its backing file past the bytes INSPECT
+    // reads (no `qemu-img create` writes one), tells nothing about its base: no drift is claimed.
+    const backing = overlay?.qcow2?.backingFile;
     if (!overlay?.exists) seen.overlayPath = driftMarker(overlayPathOf(v), "missing");
     // An overlay rebased out of band no longer derives from the declared base.
     else if (backing !== undefined && backing !== v.baseImage)
