@@ -331,6 +331,11 @@ done
  * the mark, its stderr and its exit code. The read's command is the background job itself (one
  * process a read: `wait <pid>` gives its exit code), and one `cat` prints every frame in order at
  * the end. Outputs go out as they are, trailing newlines kept: only the mark frames them.
+ *
+ * A read that is a script (`sh -c <script> <name> <args>`, every INSPECT) runs in a forked copy of
+ * this shell instead of a new `sh`: the same script, arguments and exit code, none of the batch's
+ * variables or functions and the options a fresh shell has, and no exec of a shell per read (it
+ * was a refresh's most frequent process). Only `$0` and `$$` are the batch's; no read uses them.
  */
 export const READ_BATCH = `set -u
 ${IGNORE_SIGPIPE}
@@ -349,7 +354,12 @@ read_one() {
   i=$1; shift
   printf '%s\\t%s\\tout\\n' "$mark" "$i" >"$d/$i.out"
   printf '\\n%s\\t%s\\terr\\n' "$mark" "$i" >"$d/$i.err"
-  "$@" >>"$d/$i.out" 2>>"$d/$i.err" </dev/null &
+  if [ "$#" -ge 4 ] && [ "$1" = sh ] && [ "$2" = -c ]; then
+    (script=$3; shift 4; unset d max n running mark i job; unset -f reap read_one; set +u
+      eval "unset script; $script") >>"$d/$i.out" 2>>"$d/$i.err" </dev/null &
+  else
+    "$@" >>"$d/$i.out" 2>>"$d/$i.err" </dev/null &
+  fi
   running="$running $i:$!"
   n=$((n + 1))
   [ $((n % max)) -ne 0 ] || reap

@@ -117,6 +117,27 @@ it("a read killed on the host reports 128 + its signal, as a lone command's shel
   expect(next).toEqual({ stdout: "x", stderr: "", exitCode: 0 });
 });
 
+it("a script read runs as `sh -c` would run it: its arguments, a fresh shell's options and variables, its exit code", () => {
+  const script = [
+    'printf "%s|" "$#" "$@"',
+    // A fresh shell has no `set -u` and none of the batch's variables or functions.
+    'printf "%s|" "${unset_here}" "${d-none}" "${n-none}" "${mark-none}" "${script-none}"',
+    "command -v read_one >/dev/null || printf 'no functions|'",
+    "exit 3",
+    "echo never",
+  ].join("\n");
+  const [read, next] = split(
+    runBatch([
+      ["sh", "-c", script, "name", "a b", "", "c'd"],
+      ["sh", "-c", 'printf %s "$0:$1"', "zero", "one"],
+    ]),
+    2,
+  );
+  expect(read).toEqual({ stdout: "3|a b||c'd||none|none|none|none|no functions|", stderr: "", exitCode: 3 });
+  // `exit` ends that read alone; the next read runs. Its $0 is the batch's (no read uses $0).
+  expect(next).toEqual({ stdout: "pulumi-tvd:one", stderr: "", exitCode: 0 });
+});
+
 it("a read that cannot start reports 127 and the shell's message, as a lone command would", () => {
   const [missing] = split(runBatch([["tvd-no-such-command"]]), 1);
   expect(missing).toMatchObject({ stdout: "", exitCode: 127 });
