@@ -2,12 +2,15 @@
  * pulumi-tvd against how ops teams do this today (issue 14, item 1): the same work on one lab of
  * 3 hosts (per host a vTPM manager; per guest a vTPM and a guest with it attached) done by
  * pulumi-tvd through the Pulumi CLI, by Ansible with its defaults and with pipelining, and by a
- * script that starts one ssh process per command. Then pulumi-tvd `up` of the same guests on a
+ * script that starts one ssh process per command; and by the dom0s alone, that script's commands
+ * run in the hosts' namespaces with no SSH and no tool (`dom0`: what every way pays the hosts, the
+ * floor under them all). Then pulumi-tvd `up` of the same guests on a
  * 1 GiB and a 20 GiB sparse base image. Writes bench/results/peers.json: each figure, the ratios,
  * the machine. A run of other sizes than the three writes peers.<sizes>.json (peers.99.json), so
  * the last full run's figures stay.
  *
- *   npm run bench:peers -- [--guests 30,99,300] [--parallel 512] [--no-compile-cache] [--no-lazy-typescript] [--pulumi-tvd-only] [--engine-profile DIR] [--scope "..."]
+ *   npm run bench:peers -- [--guests 30,99,300] [--ways pulumi-tvd,ansible-defaults,ansible-pipelining,ssh,dom0]
+ *     [--parallel 512] [--no-compile-cache] [--no-lazy-typescript] [--pulumi-tvd-only] [--engine-profile DIR] [--scope "..."]
  *   (or: npm run build:lab && node build/bench/peers.js ...)
  *
  * pulumi-tvd runs with Pulumi's own bound on steps at once (`PULUMI_PARALLEL`) at 512, as the
@@ -28,8 +31,10 @@ import {
   measurePulumiTvdOnly,
   measureSize,
   smallProgramPreview,
+  WAYS,
   type PulumiFigures,
   type SizeFigures,
+  type Way,
 } from "./peers/measure";
 import type { PulumiOp } from "./peers/pulumiWay";
 import { LAB_BASE_IMAGE, seedBaseImages } from "./peers/workload";
@@ -63,27 +68,52 @@ function version(argv: string[], pattern: RegExp): string {
 
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-/** The ratios issue 14 asks for, from one size's figures. */
+/** The ratios issue 14 asks for, from one size's figures: those whose ways the run measured. */
 function ratiosOf(f: SizeFigures, smallPreviewSec: number): Record<string, number> {
-  const p = f.pulumiTvd;
-  const perHost = p.refresh.roundTripsPerHost;
-  const r: Record<string, number> = {
-    previewRefreshOverAnsibleCheckDefaults: round(p.previewRefresh.sec / f.ansibleDefaults.check.sec),
-    previewRefreshOverAnsibleCheckPipelining: round(p.previewRefresh.sec / f.ansiblePipelining.check.sec),
-    upOverAnsibleCreateDefaults: round(p.up.sec / f.ansibleDefaults.create.sec),
-    upOverAnsibleCreatePipelining: round(p.up.sec / f.ansiblePipelining.create.sec),
-    upOverSshPerCommandCreate: round(p.up.sec / f.sshPerCommand.create.sec),
-    destroyOverAnsibleDefaults: round(p.destroy.sec / f.ansibleDefaults.destroy.sec),
-    destroyOverSshPerCommand: round(p.destroy.sec / f.sshPerCommand.destroy.sec),
-    previewMinusSmallProgramPreviewSec: round(p.preview.sec - smallPreviewSec),
-    refreshRoundTripsPerHostMax: Math.max(...perHost),
-    refreshRoundTripsPerHostMean: round(perHost.reduce((a, b) => a + b, 0) / perHost.length, 1),
-    refreshRoundTripsPerResource: round(p.refresh.roundTrips / f.resources),
-    // What no way can go below on this machine: the CPU the new vTPMs' own TPMs spent during `up`
-    // (each makes its endorsement key at first start), spread over every core.
-    upVtpmWorkFloorSec: round(p.up.cpu.swtpmCpuSec / os.cpus().length, 1),
-    upOverVtpmWorkFloor: round(p.up.sec / (p.up.cpu.swtpmCpuSec / os.cpus().length)),
-  };
+  const { pulumiTvd: p, ansibleDefaults: d, ansiblePipelining: a, sshPerCommand: s, dom0Alone: o } = f;
+  const cores = os.cpus().length;
+  const r: Record<string, number> = {};
+  if (p) {
+    const perHost = p.refresh.roundTripsPerHost;
+    Object.assign(r, {
+      previewMinusSmallProgramPreviewSec: round(p.preview.sec - smallPreviewSec),
+      refreshRoundTripsPerHostMax: Math.max(...perHost),
+      refreshRoundTripsPerHostMean: round(perHost.reduce((x, y) => x + y, 0) / perHost.length, 1),
+      refreshRoundTripsPerResource: round(p.refresh.roundTrips / f.resources),
+      // What no way can go below on this machine: the CPU the new vTPMs' own TPMs spent during
+      // `up` (each makes its endorsement key at first start), spread over every core.
+      upVtpmWorkFloorSec: round(p.up.cpu.swtpmCpuSec / cores, 1),
+      upOverVtpmWorkFloor: round(p.up.sec / (p.up.cpu.swtpmCpuSec / cores)),
+    });
+  }
+  if (p && d)
+    Object.assign(r, {
+      previewRefreshOverAnsibleCheckDefaults: round(p.previewRefresh.sec / d.check.sec),
+      upOverAnsibleCreateDefaults: round(p.up.sec / d.create.sec),
+      destroyOverAnsibleDefaults: round(p.destroy.sec / d.destroy.sec),
+    });
+  if (p && a)
+    Object.assign(r, {
+      previewRefreshOverAnsibleCheckPipelining: round(p.previewRefresh.sec / a.check.sec),
+      upOverAnsibleCreatePipelining: round(p.up.sec / a.create.sec),
+    });
+  if (p && s)
+    Object.assign(r, {
+      upOverSshPerCommandCreate: round(p.up.sec / s.create.sec),
+      destroyOverSshPerCommand: round(p.destroy.sec / s.destroy.sec),
+    });
+  if (o) {
+    // The dom0s' own CPU for the create, spread over every core: no way creates these guests on
+    // this machine in less wall time than this.
+    const floor = o.create.cpu.machineCpuSec / cores;
+    r.dom0AloneCreateCpuFloorSec = round(floor, 1);
+    if (p) r.upOverDom0AloneCreate = round(p.up.sec / o.create.sec);
+    if (p) r.upOverDom0AloneCreateCpuFloor = round(p.up.sec / floor);
+    if (s) r.sshPerCommandCreateOverDom0AloneCreate = round(s.create.sec / o.create.sec);
+    // What issue 14's `up` goals ask, set against that floor.
+    if (d) r.upGoalTenTimesAnsibleSec = round(d.create.sec / 10, 1);
+    if (s) r.upGoalThreeTimesSshSec = round(s.create.sec / 3, 1);
+  }
   const [small, large] = BASE_SIZES_GIB.map((g) => f.baseImageUp[`${g}GiB`]?.up.sec);
   if (small && large) r.up20GiBOver1GiBBase = round(large / small);
   return r;
@@ -92,23 +122,98 @@ function ratiosOf(f: SizeFigures, smallPreviewSec: number): Record<string, numbe
 const sec = (x: number) => `${round(x, 1)} s`;
 const cpu = (x: number) => `${round(x, 1)} CPU-s`;
 
-/** The issue's table for one size, as bench/README.md shows it. */
+/** The issue's table for one size, as bench/README.md shows it: a column for each way measured. */
 function tableOf(f: SizeFigures): string {
-  const { pulumiTvd: p, ansibleDefaults: d, ansiblePipelining: a, sshPerCommand: s } = f;
+  const { pulumiTvd: p, ansibleDefaults: d, ansiblePipelining: a, sshPerCommand: s, dom0Alone: o } = f;
+  const columns: [string, (row: Row) => string][] = [];
+  type Row = "create" | "read" | "preview" | "destroy" | "createCpu" | "createSwtpm" | "readCpu";
+  const dash = "–";
+  if (p)
+    columns.push([
+      "pulumi-tvd",
+      (row) =>
+        ({
+          create: sec(p.up.sec),
+          read: sec(p.previewRefresh.sec),
+          preview: sec(p.preview.sec),
+          destroy: sec(p.destroy.sec),
+          createCpu: cpu(p.up.cpu.machineCpuSec),
+          createSwtpm: cpu(p.up.cpu.swtpmCpuSec),
+          readCpu: cpu(p.previewRefresh.cpu.machineCpuSec),
+        })[row],
+    ]);
+  for (const [title, x] of [
+    ["Ansible 2.14, defaults", d],
+    ["Ansible, pipelining", a],
+  ] as const)
+    if (x)
+      columns.push([
+        title,
+        (row) =>
+          ({
+            create: sec(x.create.sec),
+            read: sec(x.check.sec),
+            preview: dash,
+            destroy: sec(x.destroy.sec),
+            createCpu: cpu(x.create.cpu.machineCpuSec),
+            createSwtpm: cpu(x.create.cpu.swtpmCpuSec),
+            readCpu: cpu(x.check.cpu.machineCpuSec),
+          })[row],
+      ]);
+  if (s)
+    columns.push([
+      "one ssh process per command",
+      (row) =>
+        ({
+          create: sec(s.create.sec),
+          read: sec(s.readBack.sec),
+          preview: dash,
+          destroy: sec(s.destroy.sec),
+          createCpu: cpu(s.create.cpu.machineCpuSec),
+          createSwtpm: cpu(s.create.cpu.swtpmCpuSec),
+          readCpu: cpu(s.readBack.cpu.machineCpuSec),
+        })[row],
+    ]);
+  if (o)
+    columns.push([
+      `the dom0s alone (no SSH, ${o.create.concurrency} guests a host at once)`,
+      (row) =>
+        ({
+          create: sec(o.create.sec),
+          read: dash,
+          preview: dash,
+          destroy: sec(o.destroy.sec),
+          createCpu: cpu(o.create.cpu.machineCpuSec),
+          createSwtpm: cpu(o.create.cpu.swtpmCpuSec),
+          readCpu: dash,
+        })[row],
+    ]);
+  const rows: [Row, string][] = [
+    ["create", "create everything"],
+    ["read", "read everything back (`preview --refresh` / `--check`)"],
+    ["preview", "`preview` with no host contact"],
+    ["destroy", "destroy everything"],
+    ["createCpu", "CPU of the machine during create"],
+    ["createSwtpm", "of it the vTPMs' own (swtpm)"],
+    ["readCpu", "CPU of the machine during the read"],
+  ];
   return [
     `${f.guests} guests on ${f.hosts} hosts (${f.resources} resources)`,
     "",
-    "| operation | pulumi-tvd | Ansible 2.14, defaults | Ansible, pipelining | one ssh process per command |",
-    "| --- | --- | --- | --- | --- |",
-    `| create everything | ${sec(p.up.sec)} | ${sec(d.create.sec)} | ${sec(a.create.sec)} | ${sec(s.create.sec)} |`,
-    `| read everything back (\`preview --refresh\` / \`--check\`) | ${sec(p.previewRefresh.sec)} | ${sec(d.check.sec)} | ${sec(a.check.sec)} | ${sec(s.readBack.sec)} |`,
-    `| \`preview\` with no host contact | ${sec(p.preview.sec)} | – | – | – |`,
-    `| destroy everything | ${sec(p.destroy.sec)} | ${sec(d.destroy.sec)} | ${sec(a.destroy.sec)} | ${sec(s.destroy.sec)} |`,
-    `| CPU of the machine during create | ${cpu(p.up.cpu.machineCpuSec)} | ${cpu(d.create.cpu.machineCpuSec)} | ${cpu(a.create.cpu.machineCpuSec)} | ${cpu(s.create.cpu.machineCpuSec)} |`,
-    `| of it the vTPMs' own (swtpm) | ${cpu(p.up.cpu.swtpmCpuSec)} | ${cpu(d.create.cpu.swtpmCpuSec)} | ${cpu(a.create.cpu.swtpmCpuSec)} | ${cpu(s.create.cpu.swtpmCpuSec)} |`,
-    `| CPU of the machine during the read | ${cpu(p.previewRefresh.cpu.machineCpuSec)} | ${cpu(d.check.cpu.machineCpuSec)} | ${cpu(a.check.cpu.machineCpuSec)} | ${cpu(s.readBack.cpu.machineCpuSec)} |`,
+    `| operation | ${columns.map(([t]) => t).join(" | ")} |`,
+    `| --- |${columns.map(() => " --- |").join("")}`,
+    ...rows.map(([row, label]) => `| ${label} | ${columns.map(([, cell]) => cell(row)).join(" | ")} |`),
     "",
   ].join("\n");
+}
+
+function waysFrom(text: string | undefined): readonly Way[] {
+  if (text === undefined) return WAYS;
+  const ways = text.split(",");
+  const unknown = ways.filter((w) => !(WAYS as readonly string[]).includes(w));
+  if (unknown.length || !ways.length)
+    throw new Error(`--ways must list some of ${WAYS.join(",")}, like ssh,dom0,pulumi-tvd; got ${text}`);
+  return ways as Way[];
 }
 
 async function main(): Promise<void> {
@@ -122,15 +227,20 @@ async function main(): Promise<void> {
   const lazyTypescript = !process.argv.includes("--no-lazy-typescript");
   // pulumi-tvd's column alone, for a change's before and after (no ratios: they need every way).
   const pulumiTvdOnly = process.argv.includes("--pulumi-tvd-only");
+  // Some of the ways in one run (all of them unless told); a run of fewer writes peers.<sizes>.<ways>.json.
+  const ways = waysFrom(option("--ways"));
+  const someWays = ways.length < WAYS.length ? `.${ways.join("-")}` : "";
   // The Pulumi CLI's own CPU profile of each operation (see engineProfiling in peers/pulumiWay.ts).
   const engineProfile = option("--engine-profile");
   if (engineProfile) process.env.PULUMI_TVD_BENCH_ENGINE_PROFILE = path.resolve(engineProfile);
   const resultFile = pulumiTvdOnly
     ? `peers.${sizes.join("-")}.pulumi-tvd-only.json`
-    : sizes.join(",") === "30,99,300"
+    : sizes.join(",") === "30,99,300" && !someWays
       ? "peers.json"
-      : `peers.${sizes.join("-")}.json`;
-  const scope = option("--scope") ?? (sizes.join(",") === "30,99,300" ? "full" : `${sizes.join(",")} only`);
+      : `peers.${sizes.join("-")}${someWays}.json`;
+  const scope =
+    option("--scope") ??
+    `${sizes.join(",") === "30,99,300" ? "every size" : `${sizes.join(",")} only`}, ${someWays ? `ways ${ways.join(",")}` : "every way"}`;
   process.stderr.write("[peers] building the consumer package (npm run build, pack, install)\n");
   await buildConsumer();
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "tvd-bench-peers-"));
@@ -181,8 +291,10 @@ async function main(): Promise<void> {
     const hosts = labHosts(stateDir);
     const baseImages = await seedBaseImages(hosts, BASE_SIZES_GIB);
     const lab = { hosts, workDir, bases: [LAB_BASE_IMAGE, ...Object.values(baseImages)] };
-    process.stderr.write("[peers] a 3-resource program's preview\n");
-    small = await smallProgramPreview(lab);
+    if (pulumiTvdOnly || ways.includes("pulumi-tvd")) {
+      process.stderr.write("[peers] a 3-resource program's preview\n");
+      small = await smallProgramPreview(lab);
+    }
     if (pulumiTvdOnly) {
       const only: Record<string, { pulumiTvd: PulumiFigures; measuredAt: string }> = {};
       for (const guests of sizes) {
@@ -198,10 +310,10 @@ async function main(): Promise<void> {
     for (const guests of sizes) {
       const byLabel = Object.fromEntries(BASE_SIZES_GIB.map((g) => [`${g}GiB`, baseImages[g]]));
       figures[guests] = {
-        ...(await measureSize(lab, guests, byLabel)),
+        ...(await measureSize(lab, guests, byLabel, ways)),
         measuredAt: new Date().toISOString(),
       };
-      ratios[guests] = ratiosOf(figures[guests], small.sec);
+      ratios[guests] = ratiosOf(figures[guests], small?.sec ?? NaN);
       // Written after each size, so that a later size that fails keeps what this one measured.
       writeResult(resultFile, resultOf(figures, ratios));
     }

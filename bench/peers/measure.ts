@@ -1,12 +1,14 @@
 /**
  * One size of the peers benchmark: the same work (bench/peers/workload.ts) done four ways on one
  * lab, each way checked to have created and read back everything and to have left the lab clean
- * before the next starts. Shared by bench/peers.ts and its CI slice (test/lab/peers.slice.test.ts).
+ * before the next starts; and done by the dom0s alone, with no tool in front, which is what every
+ * way pays the hosts. Shared by bench/peers.ts and its CI slice (test/e2e/peers.slice.test.ts).
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { inHost, type LabHostRecord } from "../../lab/host";
 import { AnsibleWay, type AnsibleRun } from "./ansibleWay";
+import { Dom0AloneWay, type Dom0Run } from "./dom0Way";
 import { PulumiWay, type PulumiOp } from "./pulumiWay";
 import { SshPerCommandWay, type SshRun } from "./sshWay";
 import {
@@ -67,14 +69,26 @@ export interface SshFigures {
   readonly destroy: SshRun;
 }
 
+export interface Dom0Figures {
+  readonly create: Dom0Run;
+  readonly destroy: Dom0Run;
+}
+
+/** The ways a run can measure (`bench:peers -- --ways`); a run measures all of them unless told. */
+export const WAYS = ["pulumi-tvd", "ansible-defaults", "ansible-pipelining", "ssh", "dom0"] as const;
+export type Way = (typeof WAYS)[number];
+
+/** What one size measured: every way the run was asked for (all five in a full run). */
 export interface SizeFigures {
   readonly hosts: number;
   readonly guests: number;
   readonly resources: number;
-  readonly pulumiTvd: PulumiFigures;
-  readonly ansibleDefaults: AnsibleFigures;
-  readonly ansiblePipelining: AnsibleFigures;
-  readonly sshPerCommand: SshFigures;
+  readonly pulumiTvd?: PulumiFigures;
+  readonly ansibleDefaults?: AnsibleFigures;
+  readonly ansiblePipelining?: AnsibleFigures;
+  readonly sshPerCommand?: SshFigures;
+  /** The ssh script's commands run on the dom0s themselves, no SSH: what any way pays the hosts. */
+  readonly dom0Alone?: Dom0Figures;
   /** pulumi-tvd `up` of the same guests on sparse base images of these sizes (GiB). */
   readonly baseImageUp: Record<string, { baseImage: string; up: PulumiOp }>;
 }
@@ -164,10 +178,6 @@ async function sshPerCommand(
   return { create, readBack, destroy };
 }
 
-/**
- * Runs all four ways at one size, then (when `baseImages` names any) pulumi-tvd `up` on each of
- * those base images. The lab must be clean when it starts; it is clean when it returns.
- */
 /** A size's guests placed on the hosts, its scratch directory, and the lab checked clean. */
 async function startSize(lab: Lab, guests: number): Promise<{ placements: Placement[]; dir: string }> {
   const placements = place(lab.hosts, guests);
@@ -187,31 +197,53 @@ export async function measurePulumiTvdOnly(lab: Lab, guests: number): Promise<Pu
   return pulumiTvd(lab, placements, LAB_BASE_IMAGE, path.join(dir, "pulumi"));
 }
 
+/** The dom0s alone: the ssh script's commands in the hosts' namespaces; the lab clean afterwards. */
+async function dom0Alone(lab: Lab, placements: Placement[], dir: string): Promise<Dom0Figures> {
+  const way = new Dom0AloneWay(dir, placements);
+  const create = await way.create(LAB_BASE_IMAGE);
+  await assertCreated("the dom0s alone", placements, lab.bases);
+  const destroy = await way.destroy();
+  await assertClean("the dom0s alone", lab.hosts, lab.bases);
+  return { create, destroy };
+}
+
+/**
+ * Runs the ways asked for (all of them unless told) at one size, then, when pulumi-tvd is among
+ * them and `baseImages` names any, pulumi-tvd `up` on each of those base images. The lab must be
+ * clean when it starts; it is clean when it returns.
+ */
 export async function measureSize(
   lab: Lab,
   guests: number,
   baseImages: Record<string, string> = {},
+  ways: readonly Way[] = WAYS,
 ): Promise<SizeFigures> {
   const { placements, dir } = await startSize(lab, guests);
   const known = path.join(dir, "known_hosts");
   writeFileSync(known, knownHosts(lab.hosts));
+  const asked = <T>(way: Way, what: string, measure: () => Promise<T>): Promise<T | undefined> => {
+    if (!ways.includes(way)) return Promise.resolve(undefined);
+    log(`${guests} guests: ${what}`);
+    return measure();
+  };
   try {
-    log(`${guests} guests: pulumi-tvd`);
-    const pulumi = await pulumiTvd(lab, placements, LAB_BASE_IMAGE, path.join(dir, "pulumi"));
-    log(`${guests} guests: ansible, defaults`);
-    const ansibleDefaults = await ansible(lab, placements, known, path.join(dir, "ansible-defaults"), false);
-    log(`${guests} guests: ansible, pipelining`);
-    const ansiblePipelining = await ansible(
-      lab,
-      placements,
-      known,
-      path.join(dir, "ansible-pipelining"),
-      true,
+    const pulumi = await asked("pulumi-tvd", "pulumi-tvd", () =>
+      pulumiTvd(lab, placements, LAB_BASE_IMAGE, path.join(dir, "pulumi")),
     );
-    log(`${guests} guests: ssh per command`);
-    const ssh = await sshPerCommand(lab, placements, known, path.join(dir, "ssh"));
+    const ansibleDefaults = await asked("ansible-defaults", "ansible, defaults", () =>
+      ansible(lab, placements, known, path.join(dir, "ansible-defaults"), false),
+    );
+    const ansiblePipelining = await asked("ansible-pipelining", "ansible, pipelining", () =>
+      ansible(lab, placements, known, path.join(dir, "ansible-pipelining"), true),
+    );
+    const ssh = await asked("ssh", "ssh per command", () =>
+      sshPerCommand(lab, placements, known, path.join(dir, "ssh")),
+    );
+    const dom0 = await asked("dom0", "the dom0s alone", () =>
+      dom0Alone(lab, placements, path.join(dir, "dom0")),
+    );
     const baseImageUp: SizeFigures["baseImageUp"] = {};
-    for (const [label, baseImage] of Object.entries(baseImages)) {
+    for (const [label, baseImage] of Object.entries(ways.includes("pulumi-tvd") ? baseImages : {})) {
       log(`${guests} guests: pulumi-tvd up on ${baseImage}`);
       baseImageUp[label] = {
         baseImage,
@@ -226,6 +258,7 @@ export async function measureSize(
       ansibleDefaults,
       ansiblePipelining,
       sshPerCommand: ssh,
+      dom0Alone: dom0,
       baseImageUp,
     };
   } finally {

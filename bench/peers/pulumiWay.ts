@@ -19,7 +19,7 @@ import * as path from "node:path";
 import * as ts from "typescript";
 import { run } from "../../lab/exec";
 import { cpuMeter, procKiB, type CpuFigures } from "../common";
-import { consumerNodeModules } from "../../test/e2e/consumer";
+import { consumerNodeModules, localBackendEnv } from "../../test/e2e/consumer";
 import { GUEST_MEMORY_MIB, KERNEL, MANAGER, type Placement } from "./workload";
 
 /** The program a user would write: one manager per host, per guest its vTPM and the guest. */
@@ -134,17 +134,8 @@ export class PulumiWay {
     this.statsFile = path.join(workDir, "stats.jsonl");
     this.stateFile = path.join(workDir, "state", ".pulumi", "stacks", "peers-bench", "bench.json");
     this.env = {
-      ...process.env,
-      PULUMI_HOME: path.join(workDir, "home"),
-      PULUMI_BACKEND_URL: `file://${path.join(workDir, "state")}`,
-      PULUMI_CONFIG_PASSPHRASE: "pulumi-tvd-bench-passphrase",
-      PULUMI_SKIP_UPDATE_CHECK: "true",
-      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-      PULUMI_SKIP_CONFIRMATIONS: "true",
-      PULUMI_DIY_BACKEND_NO_LEGACY_WARNING: "true",
-      PULUMI_ENABLE_STREAMING_JSON_PREVIEW: "true",
+      ...localBackendEnv(workDir, "pulumi-tvd-bench-passphrase"),
       PULUMI_TVD_STATS: this.statsFile,
-      NO_COLOR: "1",
     };
   }
 

@@ -47,21 +47,39 @@ function printfOf(content: string): string {
   return `printf '${content.replace(/\n/g, "\\n")}'`;
 }
 
-function createCommands(p: Placement, baseImage: string): string[] {
+/**
+ * A host's share of a phase as commands: `first` in order, then each guest's list in order (the
+ * guests independent of each other), then `last`. The ssh script runs them all one after another;
+ * the dom0-alone way (peers/dom0Way.ts) runs the guests' lists side by side.
+ */
+export interface CommandPlan {
+  readonly first: readonly string[];
+  readonly perGuest: readonly (readonly string[])[];
+  readonly last: readonly string[];
+}
+
+/** Every command of a plan, in the order one process runs them. */
+export function inOrder(plan: CommandPlan): string[] {
+  return [...plan.first, ...plan.perGuest.flat(), ...plan.last];
+}
+
+/** The commands that create a host's share. */
+export function createPlan(p: Placement, baseImage: string): CommandPlan {
   const stubdom = (name: string, config: string, sizeMiB: number) => [
     `mkdir -p /var/lib/xen/vtpm && dd if=/dev/zero of=${imageOf(name)} bs=1M count=${sizeMiB} conv=excl status=none`,
     `${printfOf(config)} > ${configOf(name)}`,
     `xl create ${configOf(name)}`,
   ];
-  return [
-    ...stubdom(MANAGER, xlConfig.manager(), MANAGER_IMAGE_MIB),
-    ...p.guests.flatMap((g) => [
+  return {
+    first: stubdom(MANAGER, xlConfig.manager(), MANAGER_IMAGE_MIB),
+    perGuest: p.guests.map((g) => [
       ...stubdom(vtpmOf(g), xlConfig.vtpm(g), VTPM_IMAGE_MIB),
       `qemu-img create -q -f qcow2 -F raw -b ${baseImage} ${overlayOf(g)}`,
       `${printfOf(xlConfig.guest(g))} > ${configOf(g)}`,
       `xl create ${configOf(g)}`,
     ]),
-  ];
+    last: [],
+  };
 }
 
 /** Each command prints one `<what>:<name>` line when what it reads is as created. */
@@ -80,9 +98,11 @@ function readCommands(p: Placement): string[] {
   ];
 }
 
-function destroyCommands(p: Placement): string[] {
-  return [
-    ...p.guests.flatMap((g) => [
+/** The commands that remove a host's share. */
+export function destroyPlan(p: Placement): CommandPlan {
+  return {
+    first: [],
+    perGuest: p.guests.map((g) => [
       `xl destroy ${g}`,
       `xl destroy ${vtpmOf(g)}`,
       `rm -f ${configOf(g)}`,
@@ -90,10 +110,8 @@ function destroyCommands(p: Placement): string[] {
       `rm -f ${configOf(vtpmOf(g))}`,
       `rm -f ${imageOf(vtpmOf(g))}`,
     ]),
-    `xl destroy ${MANAGER}`,
-    `rm -f ${configOf(MANAGER)}`,
-    `rm -f ${imageOf(MANAGER)}`,
-  ];
+    last: [`xl destroy ${MANAGER}`, `rm -f ${configOf(MANAGER)}`, `rm -f ${imageOf(MANAGER)}`],
+  };
 }
 
 export interface SshRun {
@@ -136,7 +154,7 @@ export class SshPerCommandWay {
   }
 
   create(baseImage: string): Promise<SshRun> {
-    return this.run("create", (p) => createCommands(p, baseImage));
+    return this.run("create", (p) => inOrder(createPlan(p, baseImage)));
   }
 
   /** Reads everything back; throws unless each image, config and domain was found as created. */
@@ -150,6 +168,6 @@ export class SshPerCommandWay {
   }
 
   destroy(): Promise<SshRun> {
-    return this.run("destroy", destroyCommands);
+    return this.run("destroy", (p) => inOrder(destroyPlan(p)));
   }
 }

@@ -31,6 +31,26 @@ export function withLazyTypescript(nodeOptions: string | undefined): string {
   return [nodeOptions, `--require=${preload}`].filter(Boolean).join(" ");
 }
 
+/**
+ * The environment of a Pulumi CLI run against a local file backend in `workDir` (its state in
+ * `state`, the CLI's home in `home`): no update check, no plugin download, no prompt, no colour.
+ * `passphrase` encrypts a throwaway test or bench stack's secrets.
+ */
+export function localBackendEnv(workDir: string, passphrase: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PULUMI_HOME: path.join(workDir, "home"),
+    PULUMI_BACKEND_URL: `file://${path.join(workDir, "state")}`,
+    PULUMI_CONFIG_PASSPHRASE: passphrase,
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    PULUMI_SKIP_CONFIRMATIONS: "true",
+    PULUMI_DIY_BACKEND_NO_LEGACY_WARNING: "true",
+    PULUMI_ENABLE_STREAMING_JSON_PREVIEW: "true",
+    NO_COLOR: "1",
+  };
+}
+
 export async function buildConsumer(): Promise<void> {
   // Two projects' global setups (e2e, xen) need it; they run in one process, once per run.
   if (process.env.TVD_CONSUMER_BUILT === "1") return;

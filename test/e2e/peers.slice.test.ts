@@ -1,7 +1,8 @@
 /**
  * The CI slice of bench/peers.ts (issue 14, item 1): its code paths at a tiny size, 3 guests on
  * 3 lab hosts, all four ways (pulumi-tvd through the real CLI, Ansible with defaults and with
- * pipelining, one ssh process per command). It asserts what each way did, never how fast:
+ * pipelining, one ssh process per command) and the dom0s alone (the ssh script's commands in the
+ * hosts' namespaces, no SSH). It asserts what each way did, never how fast:
  * measureSize itself throws unless each way created exactly the work's domains and files, read
  * every one of them back, and left the lab clean; the checks here pin the counts it reports.
  */
@@ -33,7 +34,7 @@ afterAll(() => lab?.stop());
 const resources = 3 + 2 * GUESTS;
 
 it("pulumi-tvd created, read back without and with host contact, and destroyed every resource", () => {
-  const p = figures.pulumiTvd;
+  const p = figures.pulumiTvd!;
   // The engine's summary counts the stack too.
   expect(p.up.changes).toEqual({ create: resources + 1 });
   expect(p.preview.changes).toEqual({ same: resources + 1 });
@@ -49,7 +50,7 @@ it("pulumi-tvd created, read back without and with host contact, and destroyed e
 it.each(["ansibleDefaults", "ansiblePipelining"] as const)(
   "%s created everything, --check read it all back unchanged",
   (way) => {
-    const a = figures[way];
+    const a = figures[way]!;
     expect(a.create.changed).toBeGreaterThan(0);
     expect(a.check.changed).toBe(0);
     // Every domain from xl list; per host the manager's image and config; 4 files a guest.
@@ -59,10 +60,21 @@ it.each(["ansibleDefaults", "ansiblePipelining"] as const)(
 );
 
 it("one ssh process per command read back each image, config and domain it created", () => {
-  const s = figures.sshPerCommand;
+  const s = figures.sshPerCommand!;
   expect(s.create.sshProcesses).toBe(3 * 3 + 6 * GUESTS);
   expect(s.readBack.found).toBe(3 * resources);
   expect(s.destroy.sshProcesses).toBe(3 * 3 + 6 * GUESTS);
+});
+
+it("the dom0s alone ran the ssh script's commands, every one, and spent CPU doing it", () => {
+  // measureSize has checked each host held exactly its share after the create and nothing after
+  // the destroy; here, that the same commands as the ssh script's ran, and that the CPU meter saw
+  // the vTPMs' own work (each new vTPM makes its endorsement key).
+  const o = figures.dom0Alone!;
+  expect(o.create.commands).toBe(figures.sshPerCommand!.create.sshProcesses);
+  expect(o.destroy.commands).toBe(figures.sshPerCommand!.destroy.sshProcesses);
+  expect(o.create.cpu.swtpmCpuSec).toBeGreaterThan(0);
+  expect(o.create.cpu.machineCpuSec).toBeGreaterThanOrEqual(o.create.cpu.swtpmCpuSec);
 });
 
 it("the lab is clean afterwards: no domain, no file but the base image", async () => {

@@ -21,7 +21,7 @@ import * as ts from "typescript";
 import { run, type RunResult } from "../../lab/exec";
 import type { HostEntry } from "../support/lab";
 import { assertNoFindings, SecretScan, type CliRun } from "../support/secrets";
-import { consumerNodeModules, withLazyTypescript } from "./consumer";
+import { consumerNodeModules, localBackendEnv, withLazyTypescript } from "./consumer";
 
 export interface EngineEvent {
   readonly sequence: number;
@@ -187,16 +187,7 @@ export class TestStack {
     symlinkSync(consumerNodeModules(), path.join(programDir, "node_modules"), "dir");
     mkdirSync(path.join(workDir, "state"));
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      PULUMI_HOME: path.join(workDir, "home"),
-      PULUMI_BACKEND_URL: `file://${path.join(workDir, "state")}`,
-      PULUMI_CONFIG_PASSPHRASE: "pulumi-tvd-e2e-passphrase",
-      PULUMI_SKIP_UPDATE_CHECK: "true",
-      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-      PULUMI_SKIP_CONFIRMATIONS: "true",
-      PULUMI_DIY_BACKEND_NO_LEGACY_WARNING: "true",
-      PULUMI_ENABLE_STREAMING_JSON_PREVIEW: "true",
-      NO_COLOR: "1",
+      ...localBackendEnv(workDir, "pulumi-tvd-e2e-passphrase"),
       // Every program and dynamic-provider process loads the same @pulumi/pulumi, gRPC and
       // pulumi-tvd modules; Node's on-disk compile cache saves each one ~0.2 s of CPU compiling
       // them (about 800 such processes in a run of the suite). README, "Large stacks".
